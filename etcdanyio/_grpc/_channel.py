@@ -1,0 +1,310 @@
+"""
+Endpoints, dialing (TCP, TLS with ALPN ``h2``), reconnect with backoff and jitter.
+
+A :class:`Channel` keeps one pinned :class:`Connection` at a time. When it
+fails, the next call dials again, trying endpoints in order of when each may
+be tried next (an endpoint that just failed waits out its backoff).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import random
+import ssl
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, TypeVar
+
+import anyio
+import anyio.abc
+from anyio.streams.tls import TLSAttribute
+
+from ._call import Call, remaining
+from ._connection import Connection
+from ._errors import GrpcError, TransportError, UnreachableError
+from ._retry import RetryPolicy
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+
+    from anyio.abc import AnyByteStream, TaskGroup
+
+logger = logging.getLogger("etcdanyio.grpc")
+
+T = TypeVar("T")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Endpoint:
+    """Where a server listens. ``tls`` comes from ``https://`` (or an SSL context)."""
+
+    host: str
+    port: int
+    tls: bool = False
+
+    @classmethod
+    def parse(cls, text: str, *, default_port: int = 2379) -> Endpoint:
+        """
+        Parse ``host:port``, ``http://host:port`` or ``https://host:port``.
+
+        IPv6 addresses go in brackets: ``[::1]:2379``.
+
+        :raises ValueError: for anything else
+        """
+        if not isinstance(text, str):
+            raise TypeError(f"endpoint must be a str, got {text!r} ({type(text).__name__})")
+        original = text
+        text = text.strip()
+        tls = False
+        if "://" in text:
+            scheme, _, text = text.partition("://")
+            scheme = scheme.lower()
+            if scheme == "https":
+                tls = True
+            elif scheme != "http":
+                raise ValueError(f"endpoint scheme must be http or https, got {original!r}")
+        text = text.rstrip("/")
+        if not text or "/" in text:
+            raise ValueError(f"endpoint must look like host:port, got {original!r}")
+        if text.startswith("["):
+            host, sep, rest = text[1:].partition("]")
+            if not sep or (rest and not rest.startswith(":")):
+                raise ValueError(f"bad IPv6 endpoint {original!r}")
+            port_text = rest[1:]
+        else:
+            host, sep, port_text = text.rpartition(":")
+            if not sep:
+                host, port_text = text, ""
+            elif ":" in host:
+                raise ValueError(f"IPv6 endpoints need brackets, e.g. [::1]:2379; got {original!r}")
+        if not host:
+            raise ValueError(f"endpoint has no host: {original!r}")
+        if port_text:
+            if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+                raise ValueError(f"bad port in endpoint {original!r}")
+            port = int(port_text)
+        else:
+            port = default_port
+        return cls(host, port, tls)
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{'https' if self.tls else 'http'}://{host}:{self.port}"
+
+    @property
+    def authority(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+
+@dataclasses.dataclass
+class _EndpointState:
+    endpoint: Endpoint
+    failures: int = 0
+    next_attempt: float = 0.0
+    last_error: BaseException | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class ChannelOptions:
+    connect_timeout: float = 5.0
+    keepalive_interval: float = 10.0
+    keepalive_timeout: float = 5.0
+    max_receive_message: int = 2**31 - 1
+    max_send_message: int = 2**31 - 1
+    backoff_base: float = 0.05
+    backoff_max: float = 2.0
+    tls_server_hostname: str | None = None
+    user_agent: str = "etcdanyio"
+
+
+class Channel:
+    """
+    Calls over one pinned connection to one of several endpoints.
+
+    :param endpoints: where to connect, tried in order
+    :param task_group: the group the connection reader tasks run in
+    :param ssl_context: TLS for every endpoint (``https://`` endpoints without
+        it use a default context)
+    """
+
+    def __init__(
+        self,
+        endpoints: Sequence[Endpoint],
+        task_group: TaskGroup,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        options: ChannelOptions | None = None,
+        connect: Callable[[Endpoint], Awaitable[AnyByteStream]] | None = None,
+    ) -> None:
+        if not endpoints:
+            raise ValueError("at least one endpoint is needed")
+        self._endpoints = [_EndpointState(e) for e in endpoints]
+        self._tg = task_group
+        self._ssl_context = ssl_context
+        self.options = options or ChannelOptions()
+        self._connect = connect or self._connect_tcp
+        self._connection: Connection | None = None
+        self._connection_endpoint: Endpoint | None = None
+        self._dial_lock = anyio.Lock()
+        self._closed = False
+        self.retry = RetryPolicy()
+
+    @property
+    def endpoints(self) -> list[Endpoint]:
+        return [s.endpoint for s in self._endpoints]
+
+    @property
+    def current_endpoint(self) -> Endpoint | None:
+        return self._connection_endpoint if self._connection is not None else None
+
+    @property
+    def connection(self) -> Connection | None:
+        return self._connection
+
+    def _context_for(self, endpoint: Endpoint) -> ssl.SSLContext | None:
+        if not endpoint.tls and self._ssl_context is None:
+            return None
+        context = self._ssl_context or ssl.create_default_context()
+        context.set_alpn_protocols(["h2"])
+        return context
+
+    async def _connect_tcp(self, endpoint: Endpoint) -> AnyByteStream:
+        context = self._context_for(endpoint)
+        stream: AnyByteStream
+        if context is None:
+            stream = await anyio.connect_tcp(endpoint.host, endpoint.port)
+        else:
+            stream = await anyio.connect_tcp(
+                endpoint.host,
+                endpoint.port,
+                ssl_context=context,
+                tls_hostname=self.options.tls_server_hostname or endpoint.host,
+                tls_standard_compatible=False,
+            )
+        if context is not None:
+            protocol = stream.extra(TLSAttribute.alpn_protocol, None)
+            if protocol not in ("h2", None):
+                await anyio.aclose_forcefully(stream)
+                raise ConnectionError(f"server chose ALPN protocol {protocol!r}, not h2")
+        return stream
+
+    async def _dial(self, state: _EndpointState) -> Connection:
+        endpoint = state.endpoint
+        options = self.options
+        with anyio.fail_after(options.connect_timeout):
+            stream = await self._connect(endpoint)
+            connection = Connection(
+                stream,
+                authority=endpoint.authority,
+                tls=self._context_for(endpoint) is not None,
+                keepalive_interval=options.keepalive_interval,
+                keepalive_timeout=options.keepalive_timeout,
+                max_receive_message=options.max_receive_message,
+                max_send_message=options.max_send_message,
+                user_agent=options.user_agent,
+            )
+            try:
+                await self._tg.start(connection.run)
+            except BaseException:
+                await connection.aclose()
+                raise
+        return connection
+
+    def _backoff(self, state: _EndpointState) -> None:
+        state.failures += 1
+        delay = min(self.options.backoff_max, self.options.backoff_base * 2 ** (state.failures - 1))
+        state.next_attempt = anyio.current_time() + delay * random.uniform(0.5, 1.0)
+
+    async def get_connection(self) -> Connection:
+        """The pinned connection, dialing one if there is none usable."""
+        connection = self._connection
+        if connection is not None and connection.usable:
+            return connection
+        if self._closed:
+            raise anyio.ClosedResourceError
+        async with self._dial_lock:
+            connection = self._connection
+            if connection is not None and connection.usable:
+                return connection
+            self._connection = None
+            causes: list[BaseException] = []
+            order = sorted(self._endpoints, key=lambda s: s.next_attempt)
+            for state in order:
+                wait = state.next_attempt - anyio.current_time()
+                if wait > 0:
+                    await anyio.sleep(wait)
+                try:
+                    connection = await self._dial(state)
+                except (OSError, TimeoutError, TransportError, ssl.SSLError) as exc:
+                    logger.debug("dial failed endpoint=%s error=%r", state.endpoint, exc)
+                    state.last_error = exc
+                    causes.append(exc)
+                    self._backoff(state)
+                    continue
+                state.failures = 0
+                state.next_attempt = 0.0
+                self._connection = connection
+                self._connection_endpoint = state.endpoint
+                return connection
+            names = ", ".join(str(s.endpoint) for s in order)
+            detail = "; ".join(f"{s.endpoint}: {s.last_error!r}" for s in order)
+            raise UnreachableError(f"could not connect to any of {names} ({detail})", causes)
+
+    def mark_failed(self, connection: Connection) -> None:
+        """Stop using ``connection`` (e.g. after a keepalive or protocol failure)."""
+        if self._connection is connection:
+            self._connection = None
+            for state in self._endpoints:
+                if state.endpoint == self._connection_endpoint:
+                    self._backoff(state)
+
+    async def unary(
+        self,
+        path: str,
+        request: bytes,
+        *,
+        metadata: bytes = b"",
+        repeatable: bool = False,
+    ) -> bytes:
+        """
+        One unary call, retried per :class:`RetryPolicy` within the caller's deadline.
+
+        The caller's cancel scopes bound the call; their deadline is sent as
+        ``grpc-timeout``.
+        """
+        deadline = anyio.current_effective_deadline()
+        attempt = 0
+        while True:
+            attempt += 1
+            connection = await self.get_connection()
+            try:
+                return await connection.unary(
+                    path, request, grpc_timeout=remaining(deadline), metadata=metadata
+                )
+            except (TransportError, GrpcError) as exc:
+                if isinstance(exc, TransportError) and connection.error is not None:
+                    self.mark_failed(connection)
+                delay = self.retry.delay(exc, attempt, repeatable=repeatable)
+                if delay is None:
+                    raise
+                logger.debug("retry path=%s attempt=%d error=%r", path, attempt, exc)
+            await anyio.sleep(delay)
+
+    @asynccontextmanager
+    async def open_call(self, path: str, *, metadata: bytes = b"") -> AsyncIterator[Call]:
+        """A streaming call on the pinned connection; reset on exit unless it ended."""
+        connection = await self.get_connection()
+        call = await connection.open_call(
+            path, grpc_timeout=remaining(anyio.current_effective_deadline()), metadata=metadata
+        )
+        try:
+            yield call
+        finally:
+            await call.aclose()
+
+    async def aclose(self) -> None:
+        self._closed = True
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            await connection.aclose()

@@ -1,0 +1,496 @@
+"""
+The I/O driver of one HTTP/2 connection: reader task, batched writes, PING keepalive.
+
+* **One reader task** (:meth:`Connection.run`, a child of the client's task
+  group) feeds the sans-IO core and routes events to per-stream mailboxes.
+* **Writes** come from any task. Each writer queues its frames in the core and
+  then flushes; if another task is already flushing, that task writes the new
+  bytes too, so concurrent calls share ``send`` calls. The flush is shielded:
+  a half-written frame would corrupt the connection. It is bounded by the
+  keepalive, which closes the socket under a stuck write.
+* **Sticky failure.** The first I/O error, protocol violation or keepalive
+  timeout is stored; every open call fails with it and every later call raises
+  it, until the channel replaces the connection.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+import os
+from typing import TYPE_CHECKING
+
+import anyio
+import anyio.abc
+
+from ._call import Call, CallState, lost
+from ._errors import (
+    ConnectionLostError,
+    GrpcError,
+    MessageTooLargeError,
+    ProtocolViolation,
+    StreamRefusedError,
+    TransportError,
+)
+from ._headers import RequestHeaders
+from ._protocol import (
+    ErrorCode,
+    GoAway,
+    H2ClientProtocol,
+    Headers,
+    Message,
+    PingAck,
+    ProtocolError,
+    Reset,
+    StreamError,
+    Trailers,
+    WindowOpened,
+)
+from ._status import Status
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+    from anyio.abc import AnyByteStream
+
+logger = logging.getLogger("etcdanyio.grpc")
+
+#: How long a shielded cleanup write (RST_STREAM, GOAWAY) may take.
+CLEANUP_TIMEOUT = 1.0
+
+
+class Connection:
+    """
+    One HTTP/2 connection carrying many concurrent gRPC calls.
+
+    :param stream: a connected byte stream (TCP, TLS, or in-memory in tests)
+    :param authority: the ``:authority`` of requests
+    :param keepalive_interval: send a PING after this many seconds without
+        receiving anything while a call is open
+    :param keepalive_timeout: fail the connection if the PING is not answered
+        within this many seconds
+    """
+
+    def __init__(
+        self,
+        stream: AnyByteStream,
+        *,
+        authority: str,
+        tls: bool = False,
+        keepalive_interval: float = 10.0,
+        keepalive_timeout: float = 5.0,
+        max_receive_message: int = 2**31 - 1,
+        max_send_message: int = 2**31 - 1,
+        user_agent: str = "etcdanyio",
+        initial_window: int = 1 << 20,
+        connection_window: int = 16 << 20,
+    ) -> None:
+        self._stream = stream
+        self._proto = H2ClientProtocol(
+            initial_window=initial_window,
+            connection_window=connection_window,
+            max_receive_message=max_receive_message,
+        )
+        self._request_headers = RequestHeaders(authority, tls=tls, user_agent=user_agent)
+        self.authority = authority
+        self.max_send_message = max_send_message
+        self._keepalive_interval = keepalive_interval
+        self._keepalive_timeout = keepalive_timeout
+        self._calls: dict[int, CallState] = {}
+        self._error: TransportError | None = None
+        self._writing = False
+        self._reads = 0
+        self._ping: tuple[bytes, anyio.Event] | None = None
+        self._slot_waiter: anyio.Event | None = None
+        self._run_scope: anyio.CancelScope | None = None
+        self._closed = anyio.Event()
+        self._settings_received = anyio.Event()
+
+    # ----------------------------------------------------------------- state
+
+    @property
+    def usable(self) -> bool:
+        """``True`` while new calls may start here (no error, no GOAWAY, not closing)."""
+        return self._error is None and self._proto.goaway is None and not self._proto.closed
+
+    @property
+    def error(self) -> TransportError | None:
+        return self._error
+
+    @property
+    def open_calls(self) -> int:
+        return len(self._calls)
+
+    async def wait_closed(self) -> None:
+        await self._closed.wait()
+
+    def _fail(self, error: TransportError) -> None:
+        """Record the first failure and fail every open call with it."""
+        if self._error is None:
+            self._error = error
+            logger.debug("connection failed authority=%s error=%r", self.authority, error)
+        calls = list(self._calls.values())
+        for state in calls:
+            state.fail(lost(self._error, sent=state.sent))
+        self._wake_slot_waiter()
+        if self._ping is not None:
+            self._ping[1].set()
+        if self._run_scope is not None:
+            self._run_scope.cancel()
+
+    # ------------------------------------------------------------ run (reader)
+
+    async def run(
+        self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        """
+        Drive the connection until it fails or is closed.
+
+        Reports started once the server's SETTINGS arrived, so a member that
+        accepts TCP but does not speak HTTP/2 fails the dial, not a call.
+        """
+        try:
+            with anyio.CancelScope() as scope:
+                self._run_scope = scope
+                if self._error is not None:
+                    scope.cancel()
+                self._proto.initiate_connection()
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(self._reader)
+                    await self._flush()
+                    await self._settings_received.wait()
+                    task_status.started()
+                    tg.start_soon(self._keepalive)
+            if self._error is None:
+                self._fail(ConnectionLostError("connection closed"))
+        finally:
+            if self._error is None:
+                self._fail(ConnectionLostError("connection closed"))
+            with anyio.CancelScope(shield=True):
+                await anyio.aclose_forcefully(self._stream)
+            self._closed.set()
+        if not self._settings_received.is_set():
+            # run() was asked to report that it started; tell why it never did.
+            assert self._error is not None
+            raise self._error
+
+    async def _reader(self) -> None:
+        stream = self._stream
+        receive: Callable[[], Awaitable[bytes]]
+        if isinstance(stream, anyio.abc.ByteReceiveStream):
+            receive = functools.partial(stream.receive, 65536)
+        else:
+            receive = stream.receive  # an object stream of bytes (tests)
+        proto = self._proto
+        route = self._route
+        settings = self._settings_received
+        try:
+            while True:
+                data = await receive()
+                self._reads += 1
+                for event in proto.receive_data(data):
+                    route(event)
+                if proto.settings_received and not settings.is_set():
+                    settings.set()
+                if proto.has_data_to_send and not self._writing:
+                    await self._flush()
+        except anyio.EndOfStream:
+            self._fail(ConnectionLostError("connection closed by the server"))
+        except ProtocolError as exc:
+            violation = ProtocolViolation(f"server broke HTTP/2: {exc}")
+            violation.__cause__ = exc
+            self._fail(violation)
+            with anyio.move_on_after(CLEANUP_TIMEOUT, shield=True):
+                await self._write_out()  # the GOAWAY the core queued
+        except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
+            error = ConnectionLostError(f"connection lost: {exc!r}")
+            error.__cause__ = exc
+            self._fail(error)
+
+    def _route(self, event: object) -> None:
+        kind = type(event)
+        if kind is Message:
+            assert isinstance(event, Message)
+            state = self._calls.get(event.stream_id)
+            if state is not None:
+                state.on_message(event.data, event.size)
+        elif kind is Headers:
+            assert isinstance(event, Headers)
+            state = self._calls.get(event.stream_id)
+            if state is not None:
+                bad = state.on_headers(event.headers)
+                if bad is not None:
+                    state.fail(bad)
+                    self._proto.reset(event.stream_id, ErrorCode.CANCEL)
+        elif kind is Trailers:
+            assert isinstance(event, Trailers)
+            state = self._calls.get(event.stream_id)
+            if state is not None:
+                state.on_trailers(event.headers)
+            self._wake_slot_waiter()
+        elif kind is Reset:
+            assert isinstance(event, Reset)
+            self._on_reset(event)
+        elif kind is StreamError:
+            assert isinstance(event, StreamError)
+            state = self._calls.get(event.stream_id)
+            if state is not None:
+                failure: BaseException
+                if event.too_large:
+                    failure = GrpcError(Status.RESOURCE_EXHAUSTED, event.message)
+                else:
+                    failure = ProtocolViolation(event.message, applied=None)
+                state.fail(failure)
+            self._wake_slot_waiter()
+        elif kind is WindowOpened:
+            assert isinstance(event, WindowOpened)
+            state = self._calls.get(event.stream_id)
+            if state is not None:
+                state.wake_writer()
+        elif kind is PingAck:
+            assert isinstance(event, PingAck)
+            ping = self._ping
+            if ping is not None and ping[0] == event.payload:
+                ping[1].set()
+        elif kind is GoAway:
+            assert isinstance(event, GoAway)
+            self._on_goaway(event)
+
+    def _on_reset(self, event: Reset) -> None:
+        state = self._calls.get(event.stream_id)
+        if state is not None:
+            code = event.error_code
+            if code == ErrorCode.REFUSED_STREAM:
+                state.fail(StreamRefusedError("the server refused the stream before processing it"))
+            elif code == ErrorCode.CANCEL:
+                state.fail(GrpcError(Status.CANCELLED, "stream reset by the server (CANCEL)"))
+            elif code == ErrorCode.ENHANCE_YOUR_CALM:
+                state.fail(
+                    GrpcError(
+                        Status.RESOURCE_EXHAUSTED, "stream reset by the server (ENHANCE_YOUR_CALM)"
+                    )
+                )
+            else:
+                state.fail(
+                    GrpcError(
+                        Status.INTERNAL,
+                        f"stream reset by the server ({ErrorCode.name_of(code)})",
+                    )
+                )
+        self._wake_slot_waiter()
+
+    def _on_goaway(self, event: GoAway) -> None:
+        logger.debug(
+            "goaway authority=%s last_stream_id=%d code=%s debug=%r",
+            self.authority,
+            event.last_stream_id,
+            ErrorCode.name_of(event.error_code),
+            event.debug,
+        )
+        self._wake_slot_waiter()
+        if not self._calls:
+            self._fail(
+                StreamRefusedError(f"server sent GOAWAY ({ErrorCode.name_of(event.error_code)})")
+            )
+
+    # ------------------------------------------------------------- keepalive
+
+    async def _keepalive(self) -> None:
+        """PING after ``interval`` of silence while calls are open; fail if unanswered."""
+        interval = self._keepalive_interval
+        if interval <= 0 or interval == math.inf:
+            return
+        while True:
+            seen = self._reads
+            await anyio.sleep(interval)
+            # Pinging a connection with no open streams earns "too_many_pings" from grpc-go.
+            if self._reads != seen or not self._calls:
+                continue
+            payload = os.urandom(8)
+            answered = anyio.Event()
+            self._ping = (payload, answered)
+            self._proto.ping(payload)
+            await self._flush()
+            with anyio.move_on_after(self._keepalive_timeout):
+                await answered.wait()
+            self._ping = None
+            if not answered.is_set():
+                self._fail(
+                    ConnectionLostError(
+                        f"keepalive PING not answered within {self._keepalive_timeout} s"
+                    )
+                )
+                return
+
+    # ----------------------------------------------------------------- writes
+
+    async def _write_out(self) -> None:
+        proto = self._proto
+        send = self._stream.send
+        while True:
+            data = proto.data_to_send()
+            if not data:
+                return
+            await send(data)
+
+    async def _flush(self) -> None:
+        """Write everything queued; if another task is writing, it writes ours too."""
+        if self._writing:
+            return
+        self._writing = True
+        try:
+            with anyio.CancelScope(shield=True):
+                await self._write_out()
+        except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
+            error = ConnectionLostError(f"connection lost while writing: {exc!r}")
+            error.__cause__ = exc
+            self._fail(error)
+        finally:
+            self._writing = False
+
+    def _wake_slot_waiter(self) -> None:
+        waiter = self._slot_waiter
+        if waiter is not None:
+            self._slot_waiter = None
+            waiter.set()
+
+    async def _open(
+        self, path: str, grpc_timeout: float | None, metadata: bytes, *, wake_each: bool
+    ) -> CallState:
+        proto = self._proto
+        while True:
+            if self._error is not None:
+                raise lost(self._error, sent=False)
+            if proto.goaway is not None or proto.closed:
+                raise StreamRefusedError("connection is closing (GOAWAY); no new calls")
+            if proto.can_open_stream():
+                break
+            waiter = self._slot_waiter = self._slot_waiter or anyio.Event()
+            await waiter.wait()
+        stream_id = proto.start_call(self._request_headers.block(path, grpc_timeout, metadata))
+        state = CallState(stream_id, wake_each=wake_each)
+        self._calls[stream_id] = state
+        return state
+
+    # ------------------------------------------------------------------ calls
+
+    async def unary(
+        self, path: str, request: bytes, *, grpc_timeout: float | None = None, metadata: bytes = b""
+    ) -> bytes:
+        """
+        Make a unary call and return the response message.
+
+        Cancelling it resets the stream (RST_STREAM(CANCEL)).
+
+        :raises GrpcError: for a non-OK status
+        :raises TransportError: if the call did not complete; ``.applied`` says
+            whether the server may have processed it
+        """
+        if len(request) > self.max_send_message:
+            raise MessageTooLargeError(
+                f"request of {len(request)} bytes is over the send limit of "
+                f"{self.max_send_message} bytes",
+                applied=False,
+            )
+        state = await self._open(path, grpc_timeout, metadata, wake_each=False)
+        stream_id = state.stream_id
+        try:
+            self._proto.send_message(stream_id, request, end=True)
+            state.sent = True
+            await self._flush()
+            if not state.finished:
+                await state.wait()
+        except BaseException:
+            if not state.finished:
+                await self._reset(stream_id)
+            raise
+        finally:
+            del self._calls[stream_id]
+            if self._slot_waiter is not None:
+                self._wake_slot_waiter()
+            if self._error is None and self._proto.goaway is not None and not self._calls:
+                self._fail(StreamRefusedError("connection drained after GOAWAY"))
+        if state.error is not None:
+            raise state.error
+        if len(state.messages) != 1:
+            raise GrpcError(
+                Status.INTERNAL if state.messages else Status.UNIMPLEMENTED,
+                f"unary call got {len(state.messages)} response messages",
+            )
+        return state.messages[0][0]
+
+    async def open_call(
+        self, path: str, *, grpc_timeout: float | None = None, metadata: bytes = b""
+    ) -> Call:
+        """Open a streaming call (server-streaming or bidirectional)."""
+        state = await self._open(path, grpc_timeout, metadata, wake_each=True)
+        state.sent = True
+        await self._flush()
+        return Call(self, state, path)
+
+    async def send(self, state: CallState, data: bytes, *, end: bool) -> None:
+        if state.finished:
+            if state.error is not None:
+                raise state.error
+            return
+        try:
+            drained = self._proto.send_message(state.stream_id, data, end=end)
+        except KeyError:
+            return  # the stream is gone; the receiving side will say why
+        await self._flush()
+        while not drained and not state.finished:
+            waiter = state.write_waiter = anyio.Event()
+            await waiter.wait()
+            drained = self._proto.pending_send(state.stream_id) == 0
+
+    async def end(self, state: CallState) -> None:
+        if state.finished:
+            return
+        try:
+            self._proto.end_stream(state.stream_id)
+        except KeyError:
+            return
+        await self._flush()
+
+    async def acknowledge(self, stream_id: int, size: int) -> None:
+        """A message was consumed: return its bytes to the stream's window."""
+        proto = self._proto
+        proto.acknowledge(stream_id, size)
+        if proto.has_data_to_send and self._error is None:
+            await self._flush()
+
+    async def _reset(self, stream_id: int) -> None:
+        self._proto.reset(stream_id, ErrorCode.CANCEL)
+        if self._error is None:
+            with anyio.move_on_after(CLEANUP_TIMEOUT, shield=True):
+                await self._flush()
+
+    async def release(self, state: CallState) -> None:
+        """Forget a call; reset its stream if it is still open on the wire."""
+        stream_id = state.stream_id
+        if self._calls.pop(stream_id, None) is None:
+            return
+        if not state.finished:
+            state.fail(anyio.ClosedResourceError())
+            await self._reset(stream_id)
+        else:
+            self._proto.release(stream_id)
+            if self._proto.has_data_to_send and self._error is None:
+                with anyio.move_on_after(CLEANUP_TIMEOUT, shield=True):
+                    await self._flush()
+        self._wake_slot_waiter()
+        if self._error is None and self._proto.goaway is not None and not self._calls:
+            self._fail(StreamRefusedError("connection drained after GOAWAY"))
+
+    async def aclose(self) -> None:
+        """Send GOAWAY, fail open calls, close the socket; returns even when cancelled."""
+        if self._error is None:
+            self._proto.close()
+            with anyio.move_on_after(CLEANUP_TIMEOUT, shield=True):
+                await self._flush()
+            self._fail(ConnectionLostError("connection closed by the client"))
+        if self._run_scope is not None:
+            self._run_scope.cancel()
+        with anyio.CancelScope(shield=True):
+            await anyio.aclose_forcefully(self._stream)
