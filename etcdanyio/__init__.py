@@ -1,0 +1,78 @@
+"""etcdanyio: an etcd v3 client for trio and asyncio, with structured concurrency."""
+
+import contextlib
+
+from ._grpc import Status as Status
+from .client import Client as Client
+from .client import open_etcd as open_etcd
+from .errors import AuthenticationError as AuthenticationError
+from .errors import CompactedError as CompactedError
+from .errors import ConnectionFailedError as ConnectionFailedError
+from .errors import ConnectionLostError as ConnectionLostError
+from .errors import DeadlineExceededError as DeadlineExceededError
+from .errors import DuplicateKeyError as DuplicateKeyError
+from .errors import EtcdError as EtcdError
+from .errors import FutureRevisionError as FutureRevisionError
+from .errors import InvalidAuthTokenError as InvalidAuthTokenError
+from .errors import LeaseExpiredError as LeaseExpiredError
+from .errors import LeaseNotFoundError as LeaseNotFoundError
+from .errors import NoLeaderError as NoLeaderError
+from .errors import NoSpaceError as NoSpaceError
+from .errors import PermissionDeniedError as PermissionDeniedError
+from .errors import ProtocolViolationError as ProtocolViolationError
+from .errors import RequestTooLargeError as RequestTooLargeError
+from .errors import RpcError as RpcError
+from .errors import TooManyRequestsError as TooManyRequestsError
+from .errors import UnavailableError as UnavailableError
+from .errors import WatchCompactedError as WatchCompactedError
+from .types import DeleteResult as DeleteResult
+from .types import KeyValue as KeyValue
+from .types import PutResult as PutResult
+from .types import RangeResult as RangeResult
+from .types import ResponseHeader as ResponseHeader
+
+__version__ = "0.1.0.dev0"
+
+__all__ = [
+    "AuthenticationError",
+    "Client",
+    "CompactedError",
+    "ConnectionFailedError",
+    "ConnectionLostError",
+    "DeadlineExceededError",
+    "DeleteResult",
+    "DuplicateKeyError",
+    "EtcdError",
+    "FutureRevisionError",
+    "InvalidAuthTokenError",
+    "KeyValue",
+    "LeaseExpiredError",
+    "LeaseNotFoundError",
+    "NoLeaderError",
+    "NoSpaceError",
+    "PermissionDeniedError",
+    "ProtocolViolationError",
+    "PutResult",
+    "RangeResult",
+    "RequestTooLargeError",
+    "ResponseHeader",
+    "RpcError",
+    "Status",
+    "TooManyRequestsError",
+    "UnavailableError",
+    "WatchCompactedError",
+    "open_etcd",
+]
+
+
+def _fixup_module_metadata() -> None:
+    # Tracebacks and reprs say etcdanyio.LeaseExpiredError, not etcdanyio.errors.…
+    for name in __all__:
+        obj = globals()[name]
+        if getattr(obj, "__module__", "").startswith("etcdanyio.") and hasattr(obj, "__qualname__"):
+            with contextlib.suppress(AttributeError, TypeError):
+                obj.__module__ = __name__
+
+
+_fixup_module_metadata()
+del _fixup_module_metadata
