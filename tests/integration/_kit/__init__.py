@@ -1,0 +1,1 @@
+"""Test-only kit for the integration suite: oracle (and later fault proxy, recorder, checkers)."""
