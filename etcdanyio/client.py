@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, TypeVar
@@ -13,6 +14,9 @@ from ._grpc import Channel, Endpoint, GrpcError, TransportError
 from ._grpc._channel import ChannelOptions
 from ._kv import KVMixin
 from .errors import translate
+
+if sys.version_info < (3, 11):
+    from exceptiongroup import BaseExceptionGroup
 
 if TYPE_CHECKING:
     import ssl
@@ -128,11 +132,21 @@ async def open_etcd(
         max_send_message=max_send_message,
         tls_server_hostname=tls_server_hostname,
     )
-    async with anyio.create_task_group() as tg:
-        channel = Channel(parsed, tg, ssl_context=ssl_context, options=options)
-        try:
-            yield Client(channel, timeout=timeout)
-        finally:
-            with anyio.CancelScope(shield=True):
-                await channel.aclose()
-            tg.cancel_scope.cancel()
+    body_error: BaseException | None = None
+    try:
+        async with anyio.create_task_group() as tg:
+            channel = Channel(parsed, tg, ssl_context=ssl_context, options=options)
+            try:
+                yield Client(channel, timeout=timeout)
+            except BaseException as exc:
+                body_error = exc
+                raise
+            finally:
+                with anyio.CancelScope(shield=True):
+                    await channel.aclose()
+                tg.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        # One exception out: what the body raised leaves the block as itself.
+        if body_error is not None and group.exceptions == (body_error,):
+            raise body_error from body_error.__cause__
+        raise

@@ -8,13 +8,15 @@ asyncio and trio. Each blocking method has an async twin with an ``a`` prefix (`
 returns, and every wait is bounded. Readiness puts ``__etcdanyio_testing__/ready`` through each
 member and deletes it: a fresh keyspace is empty but its revision is above 1. The pytest plugin
 provides ``etcd`` (one :class:`EtcdServer` per session: inject no faults into it) and
-``etcd_cluster`` (a fresh three-member :class:`EtcdCluster` per test).
+``etcd_cluster`` (a fresh three-member :class:`EtcdCluster` per test). With ``tls=TLSFiles(...)``
+the members serve ``https://`` client URLs (peer traffic stays plaintext).
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 import functools
 import importlib.util
 import json
@@ -29,12 +31,14 @@ import uuid
 from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
+    import ssl
     from collections.abc import Callable, Iterator, Sequence
 
     import pytest
     from typing_extensions import Self
 
-__all__ = ["EtcdCluster", "EtcdMember", "EtcdProcessError", "EtcdServer", "find_etcd_binary"]
+__all__ = ["EtcdCluster", "EtcdMember", "EtcdProcessError", "EtcdServer", "TLSFiles"]
+__all__ += ["find_etcd_binary"]
 
 _T = TypeVar("_T")
 _FLAGS = (
@@ -46,6 +50,30 @@ _READY_KEY = base64.b64encode(b"__etcdanyio_testing__/ready").decode()
 
 class EtcdProcessError(RuntimeError):
     """Raised when an etcd or etcdctl process exits unexpectedly or fails."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TLSFiles:
+    """
+    PEM files with which members serve clients over TLS (``https://`` client URLs; peers stay
+    plaintext): ``--cert-file --key-file``, and ``--trusted-ca-file --client-cert-auth`` with
+    ``client_cert_auth`` (etcd 3.5 requires client certificates once it has a CA file; its JSON
+    gateway then dials its own gRPC with the server certificate, which must allow client use).
+    The harness's probes and etcdctl trust ``ca_file`` and present ``client_cert_file`` (needed
+    with ``client_cert_auth``; ``client_key_file`` unless the key is in it). The probes check the
+    server's chain but not its name, etcdctl checks both.
+    """
+
+    cert_file: str | os.PathLike[str]
+    key_file: str | os.PathLike[str]
+    ca_file: str | os.PathLike[str]
+    client_cert_auth: bool = False
+    client_cert_file: str | os.PathLike[str] | None = None
+    client_key_file: str | os.PathLike[str] | None = None
+
+    def __post_init__(self) -> None:
+        if self.client_cert_file is None and (self.client_cert_auth or self.client_key_file):
+            raise ValueError("client_cert_auth and client_key_file need client_cert_file")
 
 
 def find_etcd_binary(name: str = "etcd") -> str:
@@ -111,7 +139,9 @@ def _child_env(**extra: str) -> dict[str, str]:
     return {**env, **extra}
 
 
-def _request(url: str, body: object | None, timeout: float) -> Any:
+def _request(
+    url: str, body: object | None, timeout: float, context: ssl.SSLContext | None = None
+) -> Any:
     """POST ``body`` as JSON (GET if ``None``); the decoded reply, or ``None`` on any failure."""
     import http.client
     import urllib.request  # not at module level: it costs 25 ms and most imports never need it
@@ -121,10 +151,20 @@ def _request(url: str, body: object | None, timeout: float) -> Any:
     headers = {"Content-Type": "application/json", "Grpc-Metadata-hasleader": "true"}
     try:
         request = urllib.request.Request(url, data=data, headers=headers)
-        with urllib.request.urlopen(request, timeout=max(timeout, 0.05)) as response:
-            return json.loads(response.read() or b"null")
+        with urllib.request.urlopen(request, timeout=max(timeout, 0.05), context=context) as reply:
+            return json.loads(reply.read() or b"null")
     except (OSError, http.client.HTTPException, ValueError):  # HTTPError, refused, timeout, junk
         return None
+
+
+def _probe_context(tls: TLSFiles) -> ssl.SSLContext:
+    import ssl
+
+    context = ssl.create_default_context(cafile=tls.ca_file)
+    context.check_hostname = False  # the chain is still verified (CERT_REQUIRED)
+    if tls.client_cert_file is not None:
+        context.load_cert_chain(tls.client_cert_file, tls.client_key_file)
+    return context
 
 
 def _stopped(pid: int) -> bool:
@@ -145,11 +185,11 @@ async def _in_thread(function: Callable[[], _T], *, shield: bool = False) -> _T:
 class EtcdMember:
     """One etcd process of a cluster. Its name, URLs and data directory survive restarts."""
 
-    def __init__(self, name: str, directory: str, ports: Sequence[int]) -> None:
+    def __init__(self, name: str, directory: str, ports: Sequence[int], tls: bool = False) -> None:
         #: the member's ``--name``: ``m0``, ``m1``, ...
         self.name = name
-        #: ``http://127.0.0.1:PORT`` of the client listener (gRPC and the JSON gateway)
-        self.client_url = f"http://127.0.0.1:{ports[0]}"
+        #: ``http(s)://127.0.0.1:PORT`` of the client listener (gRPC and the JSON gateway)
+        self.client_url = f"{'https' if tls else 'http'}://127.0.0.1:{ports[0]}"
         #: ``http://127.0.0.1:PORT`` of the peer (raft) listener
         self.peer_url = f"http://127.0.0.1:{ports[1]}"
         #: the URL of ``--listen-metrics-urls``, or ``None`` if not requested
@@ -263,6 +303,7 @@ class EtcdCluster:
     :param metrics: also serve ``/metrics`` on a port of its own (``member.metrics_url``)
     :param timeout: the default bound, in seconds, of every wait
     :param binary: the etcd executable; default :func:`find_etcd_binary`
+    :param tls: serve clients over TLS with these files: ``endpoints`` are then ``https://``
     """
 
     def __init__(
@@ -273,10 +314,13 @@ class EtcdCluster:
         metrics: bool = False,
         timeout: float = 20.0,
         binary: str | None = None,
+        tls: TLSFiles | None = None,
     ) -> None:
         if size < 1:
             raise ValueError(f"size must be at least 1, got {size!r}")
         self._size, self._extra_args, self._metrics = size, tuple(extra_args), metrics
+        #: the TLS files the members serve clients with, or ``None`` (plaintext)
+        self.tls, self._context = tls, None if tls is None else _probe_context(tls)
         #: the default bound, in seconds, of every wait (start, restart, leader, wait_ready)
         self.timeout = timeout
         self._binary = binary
@@ -324,7 +368,7 @@ class EtcdCluster:
         n = 3 if self._metrics else 2
         ports = _free_ports(self._size * n)
         self.members = [
-            EtcdMember(f"m{i}", self._directory, ports[i * n : i * n + n])
+            EtcdMember(f"m{i}", self._directory, ports[i * n : i * n + n], tls=self.tls is not None)
             for i in range(self._size)
         ]
         deadline = time.monotonic() + self.timeout
@@ -346,6 +390,10 @@ class EtcdCluster:
         ]  # fmt: skip
         if member.metrics_url is not None:
             argv += ["--listen-metrics-urls", member.metrics_url]
+        if (tls := self.tls) is not None:
+            argv += [f"--cert-file={tls.cert_file}", f"--key-file={tls.key_file}"]
+            if tls.client_cert_auth:
+                argv += [f"--trusted-ca-file={tls.ca_file}", "--client-cert-auth"]
         member._spawn([*argv, *self._extra_args])
 
     def close(self) -> None:
@@ -404,8 +452,11 @@ class EtcdCluster:
 
         self._poll(deadline, f"member {member.name} did not serve its peer port", probe)
 
+    def _post(self, member: EtcdMember, path: str, body: object, timeout: float) -> Any:
+        return _request(f"{member.client_url}/v3/{path}", body, timeout, self._context)
+
     def _status(self, member: EtcdMember, timeout: float) -> dict[str, Any] | None:
-        status = _request(f"{member.client_url}/v3/maintenance/status", {}, min(timeout, 2.0))
+        status = self._post(member, "maintenance/status", {}, min(timeout, 2.0))
         if not isinstance(status, dict) or "header" not in status:
             return None
         member.id = int(status["header"]["member_id"])
@@ -432,9 +483,9 @@ class EtcdCluster:
         body = {"key": _READY_KEY, "value": _READY_KEY}
         for member in self._live():
             timeout = min(deadline - time.monotonic(), 2.0)
-            if not isinstance(_request(f"{member.client_url}/v3/kv/put", body, timeout), dict):
+            if not isinstance(self._post(member, "kv/put", body, timeout), dict):
                 return None
-        _request(f"{leader.client_url}/v3/kv/deleterange", {"key": _READY_KEY}, 2.0)
+        self._post(leader, "kv/deleterange", {"key": _READY_KEY}, 2.0)
         return True
 
     def _wait_ready(self, deadline: float) -> None:
@@ -524,7 +575,12 @@ class EtcdCluster:
         else:
             binary = find_etcd_binary("etcdctl")
         endpoints = ",".join(member.client_url for member in self._live())
-        argv = [binary, f"--endpoints={endpoints}", "--dial-timeout=2s", *args]
+        argv = [binary, f"--endpoints={endpoints}", "--dial-timeout=2s"]
+        if (tls := self.tls) is not None:
+            argv.append(f"--cacert={tls.ca_file}")
+            if (cert := tls.client_cert_file) is not None:  # etcdctl wants --key too: Go finds it
+                argv += [f"--cert={cert}", f"--key={tls.client_key_file or cert}"]
+        argv += args
         command = " ".join(["etcdctl", *args])
         try:
             result = subprocess.run(
@@ -552,8 +608,11 @@ class EtcdServer(EtcdCluster):
         metrics: bool = False,
         timeout: float = 20.0,
         binary: str | None = None,
+        tls: TLSFiles | None = None,
     ) -> None:
-        super().__init__(1, extra_args=extra_args, metrics=metrics, timeout=timeout, binary=binary)
+        super().__init__(
+            1, extra_args=extra_args, metrics=metrics, timeout=timeout, binary=binary, tls=tls
+        )
 
     @property
     def member(self) -> EtcdMember:

@@ -178,13 +178,20 @@ class Channel:
         if context is None:
             stream = await anyio.connect_tcp(endpoint.host, endpoint.port)
         else:
-            stream = await anyio.connect_tcp(
-                endpoint.host,
-                endpoint.port,
-                ssl_context=context,
-                tls_hostname=self.options.tls_server_hostname or endpoint.host,
-                tls_standard_compatible=False,
-            )
+            try:
+                stream = await anyio.connect_tcp(
+                    endpoint.host,
+                    endpoint.port,
+                    ssl_context=context,
+                    tls_hostname=self.options.tls_server_hostname or endpoint.host,
+                    tls_standard_compatible=False,
+                )
+            except (anyio.EndOfStream, anyio.BrokenResourceError) as exc:
+                # anyio reports a peer that hangs up mid-handshake this way, not as OSError.
+                raise ConnectionError(
+                    f"TLS handshake with {endpoint} failed: connection closed "
+                    "(does the endpoint serve TLS?)"
+                ) from exc
         if context is not None:
             protocol = stream.extra(TLSAttribute.alpn_protocol, None)
             if protocol not in ("h2", None):

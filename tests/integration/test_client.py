@@ -198,3 +198,12 @@ async def test_survives_member_kill_and_restart() -> None:
         assert kv.value == b"before"
         await client.put("k", "after")
         assert (await client.get("k")) is not None
+
+
+async def test_errors_leave_open_etcd_as_themselves(etcd: EtcdServer) -> None:
+    with pytest.raises(KeyError):
+        async with etcdanyio.open_etcd(etcd.endpoints):
+            raise KeyError("mine")
+    with pytest.raises(etcdanyio.FutureRevisionError):
+        async with etcdanyio.open_etcd(etcd.endpoints) as client:
+            await client.get("k", revision=2**62)
