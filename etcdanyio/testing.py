@@ -32,9 +32,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     import ssl
-    from collections.abc import Callable, Iterator, Sequence
+    from collections.abc import Callable, Sequence
 
-    import pytest
     from typing_extensions import Self
 
 __all__ = ["EtcdCluster", "EtcdMember", "EtcdProcessError", "EtcdServer", "TLSFiles"]
@@ -636,24 +635,3 @@ class EtcdServer(EtcdCluster):
 
     async def arestart(self, index: int = 0, *, timeout: float | None = None) -> None:
         await super().arestart(index, timeout=timeout)
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    """Register the ``etcd`` and ``etcd_cluster`` fixtures; pytest calls this plugin hook."""
-    # Imported here: importing etcdanyio.testing outside pytest stays cheap and needs no pytest.
-    import pytest
-
-    class EtcdFixtures:
-        @pytest.fixture(scope="session")
-        def etcd(self) -> Iterator[EtcdServer]:
-            """One etcd member shared by the session: inject no faults into it."""
-            with EtcdServer() as server:
-                yield server
-
-        @pytest.fixture
-        def etcd_cluster(self) -> Iterator[EtcdCluster]:
-            """A fresh three-member cluster for this test."""
-            with EtcdCluster(3) as cluster:
-                yield cluster
-
-    config.pluginmanager.register(EtcdFixtures(), "etcdanyio.testing.fixtures")
