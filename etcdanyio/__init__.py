@@ -2,7 +2,10 @@
 
 import contextlib
 
+from . import txn as txn
 from ._grpc import Status as Status
+from ._requests import SortOrder as SortOrder
+from ._requests import SortTarget as SortTarget
 from ._tls import tls_context as tls_context
 from .client import Client as Client
 from .client import open_etcd as open_etcd
@@ -26,17 +29,20 @@ from .errors import RpcError as RpcError
 from .errors import TooManyRequestsError as TooManyRequestsError
 from .errors import UnavailableError as UnavailableError
 from .errors import WatchCompactedError as WatchCompactedError
+from .types import CompactResult as CompactResult
 from .types import DeleteResult as DeleteResult
 from .types import KeyValue as KeyValue
 from .types import PutResult as PutResult
 from .types import RangeResult as RangeResult
 from .types import ResponseHeader as ResponseHeader
+from .types import TxnResult as TxnResult
 
 __version__ = "0.1.0.dev0"
 
 __all__ = [
     "AuthenticationError",
     "Client",
+    "CompactResult",
     "CompactedError",
     "ConnectionFailedError",
     "ConnectionLostError",
@@ -58,12 +64,16 @@ __all__ = [
     "RequestTooLargeError",
     "ResponseHeader",
     "RpcError",
+    "SortOrder",
+    "SortTarget",
     "Status",
     "TooManyRequestsError",
+    "TxnResult",
     "UnavailableError",
     "WatchCompactedError",
     "open_etcd",
     "tls_context",
+    "txn",
 ]
 
 

@@ -38,3 +38,37 @@ def prefix_range_end(prefix: bytes) -> bytes:
     if not stripped:
         return b"\0"
     return stripped[:-1] + bytes((stripped[-1] + 1,))
+
+
+class Namespace:
+    """
+    A key prefix added to every key and range end sent, and stripped from
+    every key returned (Go's ``namespace`` package). The empty namespace
+    changes nothing.
+    """
+
+    __slots__ = ("_end", "prefix")
+
+    def __init__(self, prefix: bytes = b"") -> None:
+        self.prefix = prefix
+        self._end = prefix_range_end(prefix) if prefix else b"\0"
+
+    def __bool__(self) -> bool:
+        return bool(self.prefix)
+
+    def key(self, key: bytes) -> bytes:
+        return self.prefix + key if self.prefix else key
+
+    def range_end(self, end: bytes) -> bytes:
+        """``b""`` (one key) stays; ``b"\\0"`` (to the end) becomes the namespace's end."""
+        if not self.prefix or not end:
+            return end
+        if end == b"\0":
+            return self._end
+        return self.prefix + end
+
+    def strip(self, key: bytes) -> bytes:
+        prefix = self.prefix
+        if prefix and key.startswith(prefix):
+            return key[len(prefix) :]
+        return key

@@ -1,46 +1,69 @@
-"""The KV service: put, get, delete."""
+"""The KV service: put, range reads, deletes, transactions, compaction."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ._keys import prefix_range_end, to_bytes, to_key
+from . import _codec
+from . import txn as _txn
+from ._keys import Namespace, to_bytes
 from ._pb import etcdserverpb as pb
-from .types import DeleteResult, KeyValue, PutResult, RangeResult
+from ._requests import check_int, key_range, put_fields, range_fields
+from .txn import check_txn, txn_request
+from .types import (
+    CompactResult,
+    DeleteResult,
+    KeyValue,
+    PutResult,
+    RangeResult,
+    ResponseHeader,
+    TxnResult,
+)
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     import betterproto2
+
+    from .txn import Compare, Op
 
 M = TypeVar("M", bound="betterproto2.Message")
 
 _RANGE = "/etcdserverpb.KV/Range"
 _PUT = "/etcdserverpb.KV/Put"
 _DELETE = "/etcdserverpb.KV/DeleteRange"
+_TXN = "/etcdserverpb.KV/Txn"
+_COMPACT = "/etcdserverpb.KV/Compact"
 
 
-def _lease_id(lease: object) -> int:
-    if lease is None:
-        return 0
-    lease_id = getattr(lease, "id", lease)
-    if not isinstance(lease_id, int) or isinstance(lease_id, bool):
-        raise TypeError(
-            f"lease must be a Lease or an int ID, got {lease!r} ({type(lease).__name__})"
+def _strip_kv(ns: Namespace, kv: KeyValue) -> KeyValue:
+    return dataclasses.replace(kv, key=ns.strip(kv.key))
+
+
+def strip_result(ns: Namespace, result: Any) -> Any:
+    """``result`` with the namespace removed from every key in it."""
+    if not ns:
+        return result
+    if isinstance(result, RangeResult):
+        return dataclasses.replace(result, kvs=[_strip_kv(ns, kv) for kv in result.kvs])
+    if isinstance(result, PutResult):
+        if result.prev_kv is None:
+            return result
+        return dataclasses.replace(result, prev_kv=_strip_kv(ns, result.prev_kv))
+    if isinstance(result, DeleteResult):
+        return dataclasses.replace(result, prev_kvs=[_strip_kv(ns, kv) for kv in result.prev_kvs])
+    if isinstance(result, TxnResult):
+        return dataclasses.replace(
+            result, responses=[strip_result(ns, r) for r in result.responses]
         )
-    if lease_id < 0:
-        raise ValueError(f"lease ID must not be negative, got {lease_id}")
-    return lease_id
-
-
-def _check_revision(revision: object) -> int:
-    if not isinstance(revision, int) or isinstance(revision, bool):
-        raise TypeError(f"revision must be an int, got {revision!r} ({type(revision).__name__})")
-    if revision < 0:
-        raise ValueError(f"revision must not be negative, got {revision}")
-    return revision
+    return result
 
 
 class KVMixin:
-    """Key-value calls; relies only on ``self._call``."""
+    """Key-value calls; relies only on ``self._call``, ``self._call_raw`` and ``self._ns``."""
+
+    _ns: Namespace
 
     async def _call(
         self,
@@ -52,26 +75,47 @@ class KVMixin:
     ) -> M:
         raise NotImplementedError
 
+    async def _call_raw(self, path: str, request: bytes, *, repeatable: bool) -> bytes:
+        raise NotImplementedError
+
     async def put(
         self,
         key: str | bytes,
-        value: str | bytes,
+        value: str | bytes | None = None,
         *,
         lease: Any = None,
         prev_kv: bool = False,
+        ignore_value: bool = False,
+        ignore_lease: bool = False,
     ) -> PutResult:
         """
         Set ``key`` to ``value``.
 
         :param lease: a ``Lease`` or a lease ID to attach the key to
         :param prev_kv: return the key as it was before (``.prev_kv``)
+        :param ignore_value: keep the current value (pass no value); the key must exist
+        :param ignore_lease: keep the current lease (pass no lease); the key must exist
         :return: the result, with ``.header.revision`` of the write
         :raises LeaseNotFoundError: if the lease does not exist
         """
-        request = pb.PutRequest(
-            key=to_key(key), value=to_bytes(value, "value"), lease=_lease_id(lease), prev_kv=prev_kv
+        fields = put_fields(
+            self._ns,
+            key,
+            value,
+            lease=lease,
+            prev_kv=prev_kv,
+            ignore_value=ignore_value,
+            ignore_lease=ignore_lease,
         )
-        return PutResult.from_pb(await self._call(_PUT, request, pb.PutResponse, repeatable=False))
+        raw = await self._call_raw(_PUT, _codec.encode_put(**fields), repeatable=False)
+        return strip_result(self._ns, _codec.decode_put_response(raw))  # type: ignore[no-any-return]
+
+    async def _range(self, key: bytes, range_end: bytes, **options: Any) -> RangeResult:
+        request = _codec.encode_range(**range_fields(self._ns, key, range_end, **options))
+        result = _codec.decode_range_response(
+            await self._call_raw(_RANGE, request, repeatable=True)
+        )
+        return strip_result(self._ns, result)  # type: ignore[no-any-return]
 
     async def get(
         self, key: str | bytes, *, revision: int = 0, serializable: bool = False
@@ -82,57 +126,142 @@ class KVMixin:
         :param serializable: serve from the local member without consensus (may be stale)
         :raises CompactedError: if ``revision`` has been compacted
         """
-        request = pb.RangeRequest(
-            key=to_key(key), revision=_check_revision(revision), serializable=serializable
-        )
-        response = await self._call(_RANGE, request, pb.RangeResponse, repeatable=True)
-        return KeyValue.from_pb(response.kvs[0]) if response.kvs else None
+        start, _ = key_range(key)
+        result = await self._range(start, b"", revision=revision, serializable=serializable)
+        return result.kvs[0] if result.kvs else None
 
-    async def get_prefix(
+    async def get_prefix(self, prefix: str | bytes, **options: Any) -> RangeResult:
+        """
+        The keys that start with ``prefix``, in key order (``b""``: every key).
+
+        Takes the options of :meth:`get_range`.
+        """
+        start, end = key_range(prefix, prefix=True, what="prefix")
+        return await self._range(start, end, **options)
+
+    async def get_range(
         self,
-        prefix: str | bytes,
+        start: str | bytes,
+        end: str | bytes,
         *,
         limit: int = 0,
         revision: int = 0,
+        sort_order: Any = None,
+        sort_target: Any = None,
+        serializable: bool = False,
         keys_only: bool = False,
         count_only: bool = False,
-        serializable: bool = False,
+        min_mod_revision: int = 0,
+        max_mod_revision: int = 0,
+        min_create_revision: int = 0,
+        max_create_revision: int = 0,
     ) -> RangeResult:
         """
-        The keys that start with ``prefix``, in key order.
+        The keys in ``[start, end)``; ``end=b"\\0"`` means "to the last key".
 
-        :param prefix: key prefix; ``b""`` means every key
         :param limit: the most keys to return; 0 means no limit (see ``.more``)
+        :param revision: read as of this revision (0: the latest)
+        :param sort_order: ``SortOrder`` or ``"ascend"``/``"descend"``
+        :param sort_target: ``SortTarget`` or ``"key"``, ``"version"``, ``"create"``,
+            ``"mod"``, ``"value"``
+        :param keys_only: return keys without values
+        :param count_only: return only ``.count``
+        :raises CompactedError: if ``revision`` has been compacted
+        :raises ValueError: if ``end`` does not sort after ``start``, or an option is negative
         """
-        start = to_bytes(prefix, "prefix") or b"\0"
-        if isinstance(limit, bool) or limit < 0:
-            raise ValueError(f"limit must be a non-negative int, got {limit!r}")
-        request = pb.RangeRequest(
-            key=start,
-            range_end=prefix_range_end(to_bytes(prefix, "prefix")),
+        key, range_end = key_range(start, end)
+        return await self._range(
+            key,
+            range_end,
             limit=limit,
-            revision=_check_revision(revision),
+            revision=revision,
+            sort_order=sort_order,
+            sort_target=sort_target,
+            serializable=serializable,
             keys_only=keys_only,
             count_only=count_only,
-            serializable=serializable,
+            min_mod_revision=min_mod_revision,
+            max_mod_revision=max_mod_revision,
+            min_create_revision=min_create_revision,
+            max_create_revision=max_create_revision,
         )
-        return RangeResult.from_pb(
-            await self._call(_RANGE, request, pb.RangeResponse, repeatable=True)
+
+    async def get_all(self, **options: Any) -> RangeResult:
+        """Every key (of the namespace), with the options of :meth:`get_range`."""
+        return await self.get_prefix(b"", **options)
+
+    async def get_keys(self, prefix: str | bytes = b"", *, revision: int = 0) -> list[bytes]:
+        """The keys that start with ``prefix``, without their values."""
+        result = await self.get_prefix(prefix, keys_only=True, revision=revision)
+        return [kv.key for kv in result.kvs]
+
+    async def _delete(self, key: bytes, range_end: bytes, prev_kv: bool) -> DeleteResult:
+        request = _codec.encode_delete_range(
+            self._ns.key(key), self._ns.range_end(range_end), bool(prev_kv)
         )
+        raw = await self._call_raw(_DELETE, request, repeatable=False)
+        return strip_result(self._ns, _codec.decode_delete_range_response(raw))  # type: ignore[no-any-return]
 
     async def delete(self, key: str | bytes, *, prev_kv: bool = False) -> DeleteResult:
         """Delete ``key``; ``.deleted`` is 0 if it did not exist."""
-        request = pb.DeleteRangeRequest(key=to_key(key), prev_kv=prev_kv)
-        return DeleteResult.from_pb(
-            await self._call(_DELETE, request, pb.DeleteRangeResponse, repeatable=False)
-        )
+        start, _ = key_range(key)
+        return await self._delete(start, b"", prev_kv)
 
     async def delete_prefix(self, prefix: str | bytes, *, prev_kv: bool = False) -> DeleteResult:
         """Delete every key that starts with ``prefix`` (``b""``: every key)."""
-        raw = to_bytes(prefix, "prefix")
-        request = pb.DeleteRangeRequest(
-            key=raw or b"\0", range_end=prefix_range_end(raw), prev_kv=prev_kv
+        start, end = key_range(prefix, prefix=True, what="prefix")
+        return await self._delete(start, end, prev_kv)
+
+    async def delete_range(
+        self, start: str | bytes, end: str | bytes, *, prev_kv: bool = False
+    ) -> DeleteResult:
+        """Delete the keys in ``[start, end)`` (``end=b"\\0"``: to the last key)."""
+        key, range_end = key_range(start, end)
+        return await self._delete(key, range_end, prev_kv)
+
+    async def txn(
+        self,
+        compare: Sequence[Compare] = (),
+        success: Sequence[Op] = (),
+        failure: Sequence[Op] = (),
+    ) -> TxnResult:
+        """
+        Run ``success`` if every comparison holds, else ``failure``, atomically.
+
+        Build the lists with :mod:`etcdanyio.txn`. A transaction is never retried
+        once sent, even when it only reads.
+
+        :return: ``.succeeded`` and one typed result per operation (``.responses``)
+        :raises DuplicateKeyError: if two operations write the same key
+        """
+        request = txn_request(self._ns, *check_txn(compare, success, failure))
+        response = await self._call(_TXN, request, pb.TxnResponse, repeatable=False)
+        return strip_result(self._ns, TxnResult.from_pb(response))  # type: ignore[no-any-return]
+
+    async def compact(self, revision: int, *, physical: bool = False) -> CompactResult:
+        """
+        Discard the history before ``revision``.
+
+        :param physical: return only once the space is really freed on the member
+        :raises CompactedError: if ``revision`` is already compacted
+        :raises FutureRevisionError: if ``revision`` does not exist yet
+        """
+        request = pb.CompactionRequest(
+            revision=check_int(revision, "revision", minimum=1), physical=bool(physical)
         )
-        return DeleteResult.from_pb(
-            await self._call(_DELETE, request, pb.DeleteRangeResponse, repeatable=False)
+        response = await self._call(_COMPACT, request, pb.CompactionResponse, repeatable=False)
+        return CompactResult(ResponseHeader.from_pb(response.header))
+
+    async def create(self, key: str | bytes, value: str | bytes, *, lease: Any = None) -> bool:
+        """Put ``key`` only if it does not exist; ``True`` if it was created."""
+        result = await self.txn(
+            compare=[_txn.create_revision(key) == 0],
+            success=[_txn.put(key, value, lease=lease)],
         )
+        return result.succeeded
+
+    async def replace(self, key: str | bytes, old: str | bytes, new: str | bytes) -> bool:
+        """Set ``key`` to ``new`` only if its value is ``old``; ``True`` if it was replaced."""
+        to_bytes(new, "new value")
+        result = await self.txn(compare=[_txn.value(key) == old], success=[_txn.put(key, new)])
+        return result.succeeded

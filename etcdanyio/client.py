@@ -12,6 +12,7 @@ import anyio
 
 from ._grpc import Channel, Endpoint, GrpcError, TransportError
 from ._grpc._channel import ChannelOptions
+from ._keys import Namespace, to_bytes
 from ._kv import KVMixin
 from .errors import translate
 
@@ -61,9 +62,15 @@ class Client(KVMixin):
     deadline is sent to etcd as ``grpc-timeout``.
     """
 
-    def __init__(self, channel: Channel, *, timeout: float | None) -> None:
+    def __init__(self, channel: Channel, *, timeout: float | None, namespace: bytes = b"") -> None:
         self._channel = channel
         self._timeout = timeout
+        self._ns = Namespace(namespace)
+
+    @property
+    def namespace(self) -> bytes:
+        """The prefix added to every key sent and stripped from every key returned."""
+        return self._ns.prefix
 
     @property
     def endpoints(self) -> list[str]:
@@ -77,16 +84,17 @@ class Client(KVMixin):
         *,
         repeatable: bool,
     ) -> M:
-        data = bytes(request)
+        raw = await self._call_raw(path, bytes(request), repeatable=repeatable)
+        return response_type.parse(raw)
+
+    async def _call_raw(self, path: str, request: bytes, *, repeatable: bool) -> bytes:
         try:
             if self._timeout is None:
-                raw = await self._channel.unary(path, data, repeatable=repeatable)
-            else:
-                with anyio.fail_after(self._timeout):
-                    raw = await self._channel.unary(path, data, repeatable=repeatable)
+                return await self._channel.unary(path, request, repeatable=repeatable)
+            with anyio.fail_after(self._timeout):
+                return await self._channel.unary(path, request, repeatable=repeatable)
         except (GrpcError, TransportError) as exc:
             raise translate(exc, write=not repeatable) from exc
-        return response_type.parse(raw)
 
 
 @asynccontextmanager
@@ -101,6 +109,7 @@ async def open_etcd(
     max_receive_message: int = 2**31 - 1,
     max_send_message: int = 2**31 - 1,
     tls_server_hostname: str | None = None,
+    namespace: str | bytes | None = None,
 ) -> AsyncIterator[Client]:
     """
     Open a client; leaving the block closes every connection and background task.
@@ -119,8 +128,11 @@ async def open_etcd(
         connection is given up
     :param tls_server_hostname: the name to check the server certificate
         against, for endpoints given by IP address
+    :param namespace: a prefix added to every key sent and stripped from every
+        key returned, so that the client sees only its part of the keyspace
     """
     parsed = parse_endpoints(endpoints)
+    prefix = to_bytes(namespace, "namespace") if namespace is not None else b""
     for name, value in (("timeout", timeout), ("connect_timeout", connect_timeout)):
         if value is not None and (isinstance(value, bool) or value <= 0):
             raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
@@ -137,7 +149,7 @@ async def open_etcd(
         async with anyio.create_task_group() as tg:
             channel = Channel(parsed, tg, ssl_context=ssl_context, options=options)
             try:
-                yield Client(channel, timeout=timeout)
+                yield Client(channel, timeout=timeout, namespace=prefix)
             except BaseException as exc:
                 body_error = exc
                 raise

@@ -6,12 +6,20 @@ Result types. etcd's protobuf messages are converted into these in one place
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ._pb import etcdserverpb, mvccpb
 
-__all__ = ["DeleteResult", "KeyValue", "PutResult", "RangeResult", "ResponseHeader"]
+__all__ = [
+    "CompactResult",
+    "DeleteResult",
+    "KeyValue",
+    "PutResult",
+    "RangeResult",
+    "ResponseHeader",
+    "TxnResult",
+]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -104,3 +112,95 @@ class DeleteResult:
             pb.deleted,
             [KeyValue.from_pb(kv) for kv in pb.prev_kvs],
         )
+
+
+# Fast construction for the wire codec (``_codec.py``). A frozen dataclass's
+# ``__init__`` stores each field with ``object.__setattr__``, which costs more
+# than decoding the field; storing through the slot descriptors directly is
+# about twice as fast and yields instances indistinguishable from ``cls(...)``.
+_new = object.__new__
+
+
+def _slot_setters(cls: type) -> tuple[Any, ...]:
+    return tuple(cls.__dict__[f.name].__set__ for f in dataclasses.fields(cls))
+
+
+_h_cluster, _h_member, _h_revision, _h_term = _slot_setters(ResponseHeader)
+_kv_key, _kv_value, _kv_create, _kv_mod, _kv_version, _kv_lease = _slot_setters(KeyValue)
+_put_header, _put_prev = _slot_setters(PutResult)
+_range_header, _range_kvs, _range_count, _range_more = _slot_setters(RangeResult)
+_del_header, _del_deleted, _del_prev = _slot_setters(DeleteResult)
+
+
+def _make_header(cluster_id: int, member_id: int, revision: int, raft_term: int) -> ResponseHeader:
+    h: ResponseHeader = _new(ResponseHeader)
+    _h_cluster(h, cluster_id)
+    _h_member(h, member_id)
+    _h_revision(h, revision)
+    _h_term(h, raft_term)
+    return h
+
+
+def _make_kv(
+    key: bytes, value: bytes, create_revision: int, mod_revision: int, version: int, lease: int
+) -> KeyValue:
+    kv: KeyValue = _new(KeyValue)
+    _kv_key(kv, key)
+    _kv_value(kv, value)
+    _kv_create(kv, create_revision)
+    _kv_mod(kv, mod_revision)
+    _kv_version(kv, version)
+    _kv_lease(kv, lease)
+    return kv
+
+
+def _make_put(header: ResponseHeader, prev_kv: KeyValue | None) -> PutResult:
+    r: PutResult = _new(PutResult)
+    _put_header(r, header)
+    _put_prev(r, prev_kv)
+    return r
+
+
+def _make_range(header: ResponseHeader, kvs: list[KeyValue], count: int, more: bool) -> RangeResult:
+    r: RangeResult = _new(RangeResult)
+    _range_header(r, header)
+    _range_kvs(r, kvs)
+    _range_count(r, count)
+    _range_more(r, more)
+    return r
+
+
+def _make_delete(header: ResponseHeader, deleted: int, prev_kvs: list[KeyValue]) -> DeleteResult:
+    r: DeleteResult = _new(DeleteResult)
+    _del_header(r, header)
+    _del_deleted(r, deleted)
+    _del_prev(r, prev_kvs)
+    return r
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class TxnResult:
+    header: ResponseHeader
+    #: ``True`` if every compare held and ``success`` ran; ``False`` if ``failure`` ran
+    succeeded: bool
+    #: one result per operation that ran, in order
+    responses: list[RangeResult | PutResult | DeleteResult | TxnResult]
+
+    @classmethod
+    def from_pb(cls, pb: etcdserverpb.TxnResponse) -> TxnResult:
+        responses: list[RangeResult | PutResult | DeleteResult | TxnResult] = []
+        for op in pb.responses:
+            if op.response_range is not None:
+                responses.append(RangeResult.from_pb(op.response_range))
+            elif op.response_put is not None:
+                responses.append(PutResult.from_pb(op.response_put))
+            elif op.response_delete_range is not None:
+                responses.append(DeleteResult.from_pb(op.response_delete_range))
+            elif op.response_txn is not None:
+                responses.append(TxnResult.from_pb(op.response_txn))
+        return cls(ResponseHeader.from_pb(pb.header), pb.succeeded, responses)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CompactResult:
+    header: ResponseHeader

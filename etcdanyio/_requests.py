@@ -1,0 +1,191 @@
+"""
+Validated request builders shared by the client calls and ``etcdanyio.txn``.
+
+Everything a user passes is checked here, before any I/O: wrong types raise
+``TypeError``, wrong values ``ValueError``, each saying what was expected and
+what was got. The namespace prefix is applied here too.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import TYPE_CHECKING, Any
+
+from ._keys import prefix_range_end, to_bytes, to_key
+from ._pb import etcdserverpb as pb
+
+if TYPE_CHECKING:
+    from ._keys import Namespace
+
+__all__ = ["SortOrder", "SortTarget"]
+
+
+class SortOrder(enum.IntEnum):
+    """Order of a range's results (``sort_order=``)."""
+
+    NONE = 0
+    ASCEND = 1
+    DESCEND = 2
+
+
+class SortTarget(enum.IntEnum):
+    """What a range is sorted by (``sort_target=``)."""
+
+    KEY = 0
+    VERSION = 1
+    CREATE = 2
+    MOD = 3
+    VALUE = 4
+
+
+def _enum(value: object, cls: type[SortOrder] | type[SortTarget], what: str) -> int:
+    if value is None:
+        return 0
+    if isinstance(value, cls):
+        return int(value)
+    if isinstance(value, str) and value.upper() in cls.__members__:
+        return int(cls[value.upper()])
+    names = ", ".join(repr(n.lower()) for n in cls.__members__)
+    raise ValueError(f"{what} must be a {cls.__name__} or one of {names}, got {value!r}")
+
+
+def check_int(value: object, what: str, *, minimum: int = 0) -> int:
+    """An ``int`` (not a bool) of at least ``minimum``."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{what} must be an int, got {value!r} ({type(value).__name__})")
+    if value < minimum:
+        qualifier = "negative" if minimum == 0 else f"below {minimum}"
+        raise ValueError(f"{what} must not be {qualifier}, got {value}")
+    if value >= 2**63:
+        raise ValueError(f"{what} must fit in 64 bits, got {value}")
+    return value
+
+
+def lease_id(lease: object) -> int:
+    """A lease ID from a ``Lease`` (anything with an int ``.id``), an int, or ``None``."""
+    if lease is None:
+        return 0
+    value = getattr(lease, "id", lease)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(
+            f"lease must be a Lease or an int ID, got {lease!r} ({type(lease).__name__})"
+        )
+    return check_int(value, "lease ID")
+
+
+def key_range(
+    key: object, end: object = None, *, prefix: bool = False, what: str = "key"
+) -> tuple[bytes, bytes]:
+    """
+    ``(key, range_end)`` in etcd's terms, before the namespace.
+
+    ``prefix=True`` selects every key starting with ``key`` (``b""``: all
+    keys); ``end`` selects ``[key, end)``; neither selects ``key`` alone.
+    """
+    if prefix and end is not None:
+        raise ValueError("pass either prefix=True or end=, not both")
+    if prefix:
+        raw = to_bytes(key, what)
+        return (raw or b"\0", prefix_range_end(raw))
+    start = to_key(key, what)
+    if end is None:
+        return start, b""
+    range_end = to_bytes(end, "range end")
+    if range_end == b"\0":
+        return start, range_end  # "to the end of the keyspace"
+    if not range_end:
+        raise ValueError("range end must not be empty (use b'\\0' for 'to the end')")
+    if range_end <= start:
+        raise ValueError(f"range end {range_end!r} must sort after the start key {start!r}")
+    return start, range_end
+
+
+def range_fields(
+    ns: Namespace,
+    key: bytes,
+    range_end: bytes,
+    *,
+    limit: int = 0,
+    revision: int = 0,
+    sort_order: object = None,
+    sort_target: object = None,
+    serializable: bool = False,
+    keys_only: bool = False,
+    count_only: bool = False,
+    min_mod_revision: int = 0,
+    max_mod_revision: int = 0,
+    min_create_revision: int = 0,
+    max_create_revision: int = 0,
+) -> dict[str, Any]:
+    """Validated RangeRequest fields, keyed by their proto names."""
+    order = _enum(sort_order, SortOrder, "sort_order")
+    target = _enum(sort_target, SortTarget, "sort_target")
+    if target and not order:
+        order = SortOrder.ASCEND  # a sort target alone means "sort by it", as etcdctl does
+    if keys_only and count_only:
+        raise ValueError("keys_only and count_only exclude each other")
+    return {
+        "key": ns.key(key),
+        "range_end": ns.range_end(range_end),
+        "limit": check_int(limit, "limit"),
+        "revision": check_int(revision, "revision"),
+        "sort_order": order,
+        "sort_target": target,
+        "serializable": bool(serializable),
+        "keys_only": bool(keys_only),
+        "count_only": bool(count_only),
+        "min_mod_revision": check_int(min_mod_revision, "min_mod_revision"),
+        "max_mod_revision": check_int(max_mod_revision, "max_mod_revision"),
+        "min_create_revision": check_int(min_create_revision, "min_create_revision"),
+        "max_create_revision": check_int(max_create_revision, "max_create_revision"),
+    }
+
+
+def range_request(ns: Namespace, key: bytes, range_end: bytes, **options: Any) -> pb.RangeRequest:
+    fields = range_fields(ns, key, range_end, **options)
+    fields["sort_order"] = pb.RangeRequestSortOrder(fields["sort_order"])
+    fields["sort_target"] = pb.RangeRequestSortTarget(fields["sort_target"])
+    return pb.RangeRequest(**fields)
+
+
+def put_fields(
+    ns: Namespace,
+    key: object,
+    value: object,
+    *,
+    lease: object = None,
+    prev_kv: bool = False,
+    ignore_value: bool = False,
+    ignore_lease: bool = False,
+) -> dict[str, Any]:
+    """Validated PutRequest fields, keyed by their proto names."""
+    if ignore_value:
+        if value is not None and value not in (b"", ""):
+            raise ValueError("ignore_value=True keeps the current value; pass no value")
+        data = b""
+    elif value is None:
+        raise TypeError("value must be str or bytes, got None (use ignore_value=True to keep it)")
+    else:
+        data = to_bytes(value, "value")
+    if ignore_lease and lease is not None:
+        raise ValueError("ignore_lease=True keeps the current lease; pass no lease")
+    return {
+        "key": ns.key(to_key(key)),
+        "value": data,
+        "lease": lease_id(lease),
+        "prev_kv": bool(prev_kv),
+        "ignore_value": bool(ignore_value),
+        "ignore_lease": bool(ignore_lease),
+    }
+
+
+def put_request(ns: Namespace, key: object, value: object, **options: Any) -> pb.PutRequest:
+    return pb.PutRequest(**put_fields(ns, key, value, **options))
+
+
+def delete_request(
+    ns: Namespace, key: bytes, range_end: bytes, *, prev_kv: bool = False
+) -> pb.DeleteRangeRequest:
+    return pb.DeleteRangeRequest(
+        key=ns.key(key), range_end=ns.range_end(range_end), prev_kv=bool(prev_kv)
+    )

@@ -1,0 +1,346 @@
+"""
+Transaction builders: compare targets and operations.
+
+.. code-block:: python
+
+    from etcdanyio import txn
+
+    result = await client.txn(
+        compare=[txn.version("job/1") == 0],  # the key is absent
+        success=[txn.put("job/1", "claimed")],
+        failure=[txn.get("job/1")],
+    )
+
+Every builder validates its arguments when it is called (``TypeError`` /
+``ValueError``), so a bad transaction fails where it is written, not when it
+is sent. All objects are immutable; comparing a target returns a new
+:class:`Compare` and leaves the target unchanged.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from typing import TYPE_CHECKING
+
+from ._keys import Namespace, to_bytes
+from ._pb import etcdserverpb as pb
+from ._requests import check_int, delete_request, key_range, lease_id, put_request, range_request
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import Any
+
+__all__ = [
+    "Compare",
+    "Delete",
+    "Get",
+    "Op",
+    "Put",
+    "Txn",
+    "create_revision",
+    "delete",
+    "get",
+    "lease",
+    "mod_revision",
+    "put",
+    "txn",
+    "value",
+    "version",
+]
+
+_NO_NAMESPACE = Namespace()
+
+
+class _Result(enum.IntEnum):
+    EQUAL = 0
+    GREATER = 1
+    LESS = 2
+    NOT_EQUAL = 3
+
+
+class _Target(enum.IntEnum):
+    VERSION = 0
+    CREATE = 1
+    MOD = 2
+    VALUE = 3
+    LEASE = 4
+
+
+_SYMBOL = {_Result.EQUAL: "==", _Result.GREATER: ">", _Result.LESS: "<", _Result.NOT_EQUAL: "!="}
+_NAME = {
+    _Target.VERSION: "version",
+    _Target.CREATE: "create_revision",
+    _Target.MOD: "mod_revision",
+    _Target.VALUE: "value",
+    _Target.LEASE: "lease",
+}
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Compare:
+    """One condition of a transaction: ``target(key) <op> operand``."""
+
+    target: int
+    result: int
+    key: bytes
+    range_end: bytes
+    operand: int | bytes
+
+    def __bool__(self) -> bool:
+        raise TypeError("a Compare is not a bool; pass it to txn(compare=[...])")
+
+    def __repr__(self) -> str:
+        where = repr(self.key) + (f", end={self.range_end!r}" if self.range_end else "")
+        return (
+            f"txn.{_NAME[_Target(self.target)]}({where}) "
+            f"{_SYMBOL[_Result(self.result)]} {self.operand!r}"
+        )
+
+    def _to_pb(self, ns: Namespace) -> pb.Compare:
+        compare = pb.Compare(
+            result=pb.CompareCompareResult(self.result),
+            target=pb.CompareCompareTarget(self.target),
+            key=ns.key(self.key),
+            range_end=ns.range_end(self.range_end),
+        )
+        target = self.target
+        if target == _Target.VALUE:
+            compare.value = self.operand  # type: ignore[assignment]
+        elif target == _Target.VERSION:
+            compare.version = self.operand  # type: ignore[assignment]
+        elif target == _Target.CREATE:
+            compare.create_revision = self.operand  # type: ignore[assignment]
+        elif target == _Target.MOD:
+            compare.mod_revision = self.operand  # type: ignore[assignment]
+        else:
+            compare.lease = self.operand  # type: ignore[assignment]
+        return compare
+
+
+@dataclasses.dataclass(frozen=True, slots=True, eq=False)
+class _CompareTarget:
+    """What a comparison looks at; compare it with ``==``, ``!=``, ``<`` or ``>``."""
+
+    target: _Target
+    key: bytes
+    range_end: bytes
+
+    __hash__ = None  # type: ignore[assignment]  # == builds a Compare, so no hashing
+
+    def _operand(self, other: object) -> int | bytes:
+        if self.target == _Target.VALUE:
+            return to_bytes(other, "value to compare with")
+        if self.target == _Target.LEASE:
+            return lease_id(other)
+        return check_int(other, f"{_NAME[self.target]} to compare with")
+
+    def _compare(self, result: _Result, other: object) -> Compare:
+        return Compare(
+            int(self.target), int(result), self.key, self.range_end, self._operand(other)
+        )
+
+    # The comparison dunders build a Compare instead of returning a bool, on purpose.
+    def __eq__(self, other: object) -> Compare:  # type: ignore[override]
+        return self._compare(_Result.EQUAL, other)
+
+    def __ne__(self, other: object) -> Compare:  # type: ignore[override]
+        return self._compare(_Result.NOT_EQUAL, other)
+
+    def __lt__(self, other: object) -> Compare:
+        return self._compare(_Result.LESS, other)
+
+    def __gt__(self, other: object) -> Compare:
+        return self._compare(_Result.GREATER, other)
+
+    def __bool__(self) -> bool:
+        raise TypeError(f"compare txn.{_NAME[self.target]}(...) with ==, !=, < or >")
+
+
+def _target(
+    kind: _Target, key: str | bytes, prefix: bool, end: str | bytes | None
+) -> _CompareTarget:
+    start, range_end = key_range(key, end, prefix=prefix)
+    return _CompareTarget(kind, start, range_end)
+
+
+def value(
+    key: str | bytes, *, prefix: bool = False, end: str | bytes | None = None
+) -> _CompareTarget:
+    """The key's value (compare with ``str`` or ``bytes``)."""
+    return _target(_Target.VALUE, key, prefix, end)
+
+
+def version(
+    key: str | bytes, *, prefix: bool = False, end: str | bytes | None = None
+) -> _CompareTarget:
+    """The key's version; ``== 0`` means the key does not exist."""
+    return _target(_Target.VERSION, key, prefix, end)
+
+
+def create_revision(
+    key: str | bytes, *, prefix: bool = False, end: str | bytes | None = None
+) -> _CompareTarget:
+    """The revision of the key's creation; ``== 0`` means it does not exist."""
+    return _target(_Target.CREATE, key, prefix, end)
+
+
+def mod_revision(
+    key: str | bytes, *, prefix: bool = False, end: str | bytes | None = None
+) -> _CompareTarget:
+    """The revision of the key's last modification."""
+    return _target(_Target.MOD, key, prefix, end)
+
+
+def lease(
+    key: str | bytes, *, prefix: bool = False, end: str | bytes | None = None
+) -> _CompareTarget:
+    """The ID of the key's lease (compare with a ``Lease`` or an int; 0: none)."""
+    return _target(_Target.LEASE, key, prefix, end)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Get:
+    """A range read inside a transaction; see :func:`get`."""
+
+    key: bytes
+    range_end: bytes
+    options: tuple[tuple[str, Any], ...] = ()
+
+    def _to_pb(self, ns: Namespace) -> pb.RequestOp:
+        return pb.RequestOp(
+            request_range=range_request(ns, self.key, self.range_end, **dict(self.options))
+        )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Put:
+    """A write inside a transaction; see :func:`put`."""
+
+    key: bytes
+    value: bytes | None
+    options: tuple[tuple[str, Any], ...] = ()
+
+    def _to_pb(self, ns: Namespace) -> pb.RequestOp:
+        return pb.RequestOp(request_put=put_request(ns, self.key, self.value, **dict(self.options)))
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Delete:
+    """A delete inside a transaction; see :func:`delete`."""
+
+    key: bytes
+    range_end: bytes
+    prev_kv: bool = False
+
+    def _to_pb(self, ns: Namespace) -> pb.RequestOp:
+        return pb.RequestOp(
+            request_delete_range=delete_request(ns, self.key, self.range_end, prev_kv=self.prev_kv)
+        )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Txn:
+    """A nested transaction; see :func:`txn`."""
+
+    compare: tuple[Compare, ...]
+    success: tuple[Op, ...]
+    failure: tuple[Op, ...]
+
+    def _to_pb(self, ns: Namespace) -> pb.RequestOp:
+        return pb.RequestOp(request_txn=txn_request(ns, self.compare, self.success, self.failure))
+
+
+Op = Get | Put | Delete | Txn
+
+
+def get(
+    key: str | bytes,
+    *,
+    prefix: bool = False,
+    end: str | bytes | None = None,
+    **options: Any,
+) -> Get:
+    """
+    Read ``key`` (or a range, with ``prefix=True`` or ``end=``) in the transaction.
+
+    Takes the options of :meth:`Client.get_range`: ``limit``, ``revision``,
+    ``sort_order``, ``sort_target``, ``serializable``, ``keys_only``,
+    ``count_only`` and the min/max create/mod revision filters.
+    """
+    start, range_end = key_range(key, end, prefix=prefix)
+    range_request(_NO_NAMESPACE, start, range_end, **options)  # validate now
+    return Get(start, range_end, tuple(sorted(options.items())))
+
+
+def put(
+    key: str | bytes,
+    value: str | bytes | None = None,
+    *,
+    lease: Any = None,
+    prev_kv: bool = False,
+    ignore_value: bool = False,
+    ignore_lease: bool = False,
+) -> Put:
+    """Write ``key`` in the transaction (options as :meth:`Client.put`)."""
+    options: dict[str, Any] = {
+        "lease": lease_id(lease) if lease is not None else None,
+        "prev_kv": prev_kv,
+        "ignore_value": ignore_value,
+        "ignore_lease": ignore_lease,
+    }
+    request = put_request(_NO_NAMESPACE, key, value, **options)  # validate now
+    return Put(request.key, None if ignore_value else request.value, tuple(options.items()))
+
+
+def delete(
+    key: str | bytes,
+    *,
+    prefix: bool = False,
+    end: str | bytes | None = None,
+    prev_kv: bool = False,
+) -> Delete:
+    """Delete ``key`` (or a range) in the transaction."""
+    start, range_end = key_range(key, end, prefix=prefix)
+    return Delete(start, range_end, bool(prev_kv))
+
+
+def txn(
+    compare: Sequence[Compare] = (), success: Sequence[Op] = (), failure: Sequence[Op] = ()
+) -> Txn:
+    """A nested transaction (etcd 3.3+): its result is a ``TxnResult`` in the responses."""
+    return Txn(*check_txn(compare, success, failure))
+
+
+def check_txn(
+    compare: Sequence[Compare], success: Sequence[Op], failure: Sequence[Op]
+) -> tuple[tuple[Compare, ...], tuple[Op, ...], tuple[Op, ...]]:
+    """Validate the three lists of a transaction."""
+    for name, items, kinds in (
+        ("compare", compare, (Compare,)),
+        ("success", success, (Get, Put, Delete, Txn)),
+        ("failure", failure, (Get, Put, Delete, Txn)),
+    ):
+        if not isinstance(items, (list, tuple)):
+            raise TypeError(f"{name} must be a list, got {items!r} ({type(items).__name__})")
+        for item in items:
+            if not isinstance(item, kinds):
+                expected = (
+                    "txn.value(...) == ... and the like"
+                    if name == "compare"
+                    else ("txn.get/put/delete/txn(...)")
+                )
+                raise TypeError(
+                    f"{name} items must be {expected}, got {item!r} ({type(item).__name__})"
+                )
+    return tuple(compare), tuple(success), tuple(failure)
+
+
+def txn_request(
+    ns: Namespace, compare: Sequence[Compare], success: Sequence[Op], failure: Sequence[Op]
+) -> pb.TxnRequest:
+    return pb.TxnRequest(
+        compare=[c._to_pb(ns) for c in compare],
+        success=[op._to_pb(ns) for op in success],
+        failure=[op._to_pb(ns) for op in failure],
+    )
