@@ -112,7 +112,13 @@ class Connection:
     @property
     def usable(self) -> bool:
         """``True`` while new calls may start here (no error, no GOAWAY, not closing)."""
-        return self._error is None and self._proto.goaway is None and not self._proto.closed
+        proto = self._proto
+        return (
+            self._error is None
+            and proto.goaway is None
+            and not proto.closed
+            and not proto.stream_ids_exhausted
+        )
 
     @property
     def error(self) -> TransportError | None:
@@ -311,8 +317,17 @@ class Connection:
             answered = anyio.Event()
             self._ping = (payload, answered)
             self._proto.ping(payload)
-            await self._flush()
             with anyio.move_on_after(self._keepalive_timeout):
+                # Not _flush(): its shielded write could hang on a stuck socket, and
+                # the timeout must bound the PING's write as well as its answer.
+                if not self._writing:
+                    self._writing = True
+                    try:
+                        await self._write_out()
+                    except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError):
+                        pass  # no answer will come; failed below
+                    finally:
+                        self._writing = False
                 await answered.wait()
             self._ping = None
             if not answered.is_set():
@@ -364,6 +379,8 @@ class Connection:
                 raise lost(self._error, sent=False)
             if proto.goaway is not None or proto.closed:
                 raise StreamRefusedError("connection is closing (GOAWAY); no new calls")
+            if proto.stream_ids_exhausted:
+                raise StreamRefusedError("connection used up its stream IDs; no new calls")
             if proto.can_open_stream():
                 break
             waiter = self._slot_waiter = self._slot_waiter or anyio.Event()

@@ -55,7 +55,12 @@ def literal(name: bytes | int, value: bytes) -> bytes:
 
 
 def _valid_key(key: str) -> bool:
-    return bool(key) and key == key.lower() and all(c.isalnum() or c in "-_." for c in key)
+    return (
+        bool(key)
+        and key.isascii()
+        and key == key.lower()
+        and all(c.isalnum() or c in "-_." for c in key)
+    )
 
 
 def encode_metadata(metadata: Iterable[tuple[str, str | bytes]]) -> bytes:
@@ -95,6 +100,8 @@ def encode_timeout(seconds: float) -> str:
     seconds = max(seconds, 0.0)
     for unit, per_second in _UNITS:
         value = math.ceil(seconds * per_second)
+        if value / per_second < seconds:
+            value += 1  # the product was rounded down in floating point
         if value < 100_000_000:
             return f"{value}{unit}"
     return "99999999H"

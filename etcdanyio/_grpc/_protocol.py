@@ -252,7 +252,7 @@ class H2ClientProtocol:
         self._decoder = hpack.Decoder()
         # Decoded header blocks, valid while the decoder's dynamic table is unchanged.
         self._header_cache: dict[bytes, list[tuple[str, str]]] = {}
-        self._header_cache_table: tuple[int, object] = (0, None)
+        self._header_cache_table: tuple[int, object, int] = (0, None, -1)
 
         self._dispatch = {
             DATA: self._on_data,
@@ -302,6 +302,11 @@ class H2ClientProtocol:
     @property
     def open_streams(self) -> int:
         return len(self._streams)
+
+    @property
+    def stream_ids_exhausted(self) -> bool:
+        """Every client stream ID has been used: the connection must be replaced."""
+        return self._next_stream_id > MAX_WINDOW
 
     def can_open_stream(self) -> bool:
         return (
@@ -647,10 +652,12 @@ class H2ClientProtocol:
             self._on_header_block(stream_id, bytes(cont[2]), cont[1], events)
 
     def _decode_headers(self, block: bytes) -> list[tuple[str, str]]:
-        table = self._decoder.header_table.dynamic_entries
-        state = (len(table), table[0] if table else None)
-        cached_len, cached_front = self._header_cache_table
-        if state[0] == cached_len and state[1] is cached_front:
+        header_table = self._decoder.header_table
+        table = header_table.dynamic_entries
+        # A size update alone changes no entry but must still be replayed: keep maxsize.
+        state = (len(table), table[0] if table else None, header_table.maxsize)
+        cached_len, cached_front, cached_size = self._header_cache_table
+        if state[0] == cached_len and state[1] is cached_front and state[2] == cached_size:
             cached = self._header_cache.get(block)
             if cached is not None:
                 return cached
@@ -661,8 +668,8 @@ class H2ClientProtocol:
             headers: list[tuple[str, str]] = list(self._decoder.decode(block))  # type: ignore[arg-type]
         except hpack.exceptions.HPACKError as exc:
             raise ProtocolError(ErrorCode.COMPRESSION_ERROR, f"bad header block: {exc}") from exc
-        after = (len(table), table[0] if table else None)
-        if after[0] == state[0] and after[1] is state[1]:
+        after = (len(table), table[0] if table else None, header_table.maxsize)
+        if after[0] == state[0] and after[1] is state[1] and after[2] == state[2]:
             # Decoding did not touch the table, so replaying the result is exact.
             if len(self._header_cache) >= 256:
                 self._header_cache.clear()
@@ -707,10 +714,11 @@ class H2ClientProtocol:
         stream.remote_closed = True
         if stream.local_closed:
             self._remove(stream)
-        elif stream.pending:
-            # The server is done; what we still wanted to send is moot.
-            stream.pending.clear()
-            self._blocked.pop(stream.id, None)
+        elif stream.pending or stream.end_pending:
+            # The server is done while our request still waits for window: what we
+            # wanted to send is moot. Close our side too, or the stream would stay
+            # half-open on the server and count against its stream limit.
+            self.reset(stream.id, ErrorCode.NO_ERROR)
             events.append(WindowOpened(stream.id))
 
     def _on_priority(

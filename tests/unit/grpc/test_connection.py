@@ -922,14 +922,9 @@ async def test_grpc_timeout_passed_explicitly() -> None:
         assert peer.streams[3].header("grpc-timeout") is None
 
 
-# -------------------------------------------------------------- known bugs
+# ------------------------------------------------- regressions (bugs found here, fixed)
 
 
-@pytest.mark.xfail(
-    reason="BUG (_protocol.py _close_remote): a response that ends while the request "
-    "waits for window leaves the request side open on the wire and in the core",
-    strict=True,
-)
 async def test_early_response_to_a_blocked_request_closes_the_stream() -> None:
     with anyio.fail_after(TIMEOUT):
         peer = H2Peer(None, auto_window=False, settings={SettingCodes.MAX_CONCURRENT_STREAMS: 1})
@@ -945,11 +940,6 @@ async def test_early_response_to_a_blocked_request_closes_the_stream() -> None:
             assert stream.ended or stream.reset_code is not None
 
 
-@pytest.mark.xfail(
-    reason="BUG (_connection.py usable / _open): once the stream IDs are used up the "
-    "connection stays usable and every later call waits forever for a slot",
-    strict=True,
-)
 async def test_exhausted_stream_ids_retire_the_connection() -> None:
     with anyio.fail_after(TIMEOUT):
         peer = H2Peer()
@@ -960,12 +950,6 @@ async def test_exhausted_stream_ids_retire_the_connection() -> None:
             assert not conn.usable  # so that the channel dials a new connection
 
 
-@pytest.mark.xfail(
-    reason="BUG (_connection.py _keepalive): when the keepalive task is the one whose "
-    "shielded flush blocks on a stuck transport, the keepalive timeout never starts",
-    raises=TimeoutError,
-    strict=True,
-)
 async def test_keepalive_fails_a_connection_whose_writes_are_stuck() -> None:
     peer = H2Peer(handler=None)
     with anyio.fail_after(1):

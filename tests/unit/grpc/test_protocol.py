@@ -624,12 +624,6 @@ def test_dynamic_table_size_updates() -> None:
     assert pair.peer.errors == []
 
 
-@pytest.mark.xfail(
-    reason="BUG (_protocol.py _decode_headers): a cached block replays its headers but "
-    "not its dynamic table size update, so the decoder keeps a stale table size",
-    raises=ProtocolError,
-    strict=True,
-)
 def test_cached_block_with_table_size_update() -> None:
     """
     A block with a size update but no insertion leaves the entry list as it was,
@@ -1154,15 +1148,9 @@ def test_random_frames_raise_only_protocol_error(raw: list[bytes], data: st.Data
     assert pair.client.open_streams <= 2
 
 
-# --------------------------------------------------------------- known bugs
+# -------------------------------------------------- regressions (bugs found here, fixed)
 
 
-@pytest.mark.xfail(
-    reason="BUG (_protocol.py _close_remote): the server ending a stream while our DATA "
-    "waits for window drops the DATA but never closes our side (no END_STREAM, no "
-    "RST_STREAM): the stream stays in _streams and open on the server",
-    strict=True,
-)
 def test_server_ends_stream_while_request_is_blocked() -> None:
     pair = Pair(H2Peer(handler=None, auto_window=False))
     sid = pair.client.start_call(REQUEST.block("/p"))
