@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from . import _codec
 from . import txn as _txn
 from ._keys import Namespace, to_bytes
+from ._pager import RangePager
 from ._pb import etcdserverpb as pb
 from ._requests import check_int, key_range, put_fields, range_fields
 from .txn import check_txn, txn_request
@@ -194,6 +195,52 @@ class KVMixin:
         """The keys that start with ``prefix``, without their values."""
         result = await self.get_prefix(prefix, keys_only=True, revision=revision)
         return [kv.key for kv in result.kvs]
+
+    def iter_prefix(
+        self,
+        prefix: str | bytes,
+        *,
+        page_size: int = 1000,
+        revision: int = 0,
+        keys_only: bool = False,
+        serializable: bool = False,
+    ) -> RangePager:
+        """
+        Iterate over every key that starts with ``prefix``, ``page_size`` keys per
+        request, all read at one revision (``async for kv in client.iter_prefix(p)``).
+
+        The iterator's ``.revision`` says which revision the walk reads.
+        """
+        start, end = key_range(prefix, prefix=True, what="prefix")
+        return RangePager(
+            self,
+            start,
+            end,
+            page_size=page_size,
+            revision=check_int(revision, "revision"),
+            options={"keys_only": keys_only, "serializable": serializable},
+        )
+
+    def iter_range(
+        self,
+        start: str | bytes,
+        end: str | bytes,
+        *,
+        page_size: int = 1000,
+        revision: int = 0,
+        keys_only: bool = False,
+        serializable: bool = False,
+    ) -> RangePager:
+        """Like :meth:`iter_prefix`, over the keys in ``[start, end)``."""
+        key, range_end = key_range(start, end)
+        return RangePager(
+            self,
+            key,
+            range_end,
+            page_size=page_size,
+            revision=check_int(revision, "revision"),
+            options={"keys_only": keys_only, "serializable": serializable},
+        )
 
     async def _delete(self, key: bytes, range_end: bytes, prev_kv: bool) -> DeleteResult:
         request = _codec.encode_delete_range(
