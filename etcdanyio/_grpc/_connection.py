@@ -58,6 +58,8 @@ logger = logging.getLogger("etcdanyio.grpc")
 
 #: How long a shielded cleanup write (RST_STREAM, GOAWAY) may take.
 CLEANUP_TIMEOUT = 1.0
+#: How long a PING/SETTINGS ack may wait for a request write to carry it.
+ACK_DELAY = 0.005
 
 
 class Connection:
@@ -106,6 +108,8 @@ class Connection:
         self._run_scope: anyio.CancelScope | None = None
         self._closed = anyio.Event()
         self._settings_received = anyio.Event()
+        self._acks_scheduled = False
+        self._acks_waiter: anyio.Event | None = None
 
     # ----------------------------------------------------------------- state
 
@@ -164,6 +168,7 @@ class Connection:
                 self._proto.initiate_connection()
                 async with anyio.create_task_group() as tg:
                     tg.start_soon(self._reader)
+                    tg.start_soon(self._ack_flusher)
                     await self._flush()
                     await self._settings_received.wait()
                     task_status.started()
@@ -199,8 +204,11 @@ class Connection:
                     route(event)
                 if proto.settings_received and not settings.is_set():
                     settings.set()
-                if proto.has_data_to_send and not self._writing:
-                    await self._flush()
+                if proto.has_urgent_data:
+                    if not self._writing:
+                        await self._flush()
+                elif proto.has_acks and not self._acks_scheduled:
+                    self._schedule_acks()
         except anyio.EndOfStream:
             self._fail(ConnectionLostError("connection closed by the server"))
         except ProtocolError as exc:
@@ -299,6 +307,26 @@ class Connection:
             self._fail(
                 StreamRefusedError(f"server sent GOAWAY ({ErrorCode.name_of(event.error_code)})")
             )
+
+    # --------------------------------------------------------- deferred acks
+
+    def _schedule_acks(self) -> None:
+        """Have the housekeeping task write pending acks unless a write takes them first."""
+        self._acks_scheduled = True
+        waiter = self._acks_waiter
+        if waiter is not None:
+            self._acks_waiter = None
+            waiter.set()
+
+    async def _ack_flusher(self) -> None:
+        while True:
+            if not self._acks_scheduled:
+                waiter = self._acks_waiter = anyio.Event()
+                await waiter.wait()
+            await anyio.sleep(ACK_DELAY)
+            self._acks_scheduled = False
+            if self._proto.has_acks and not self._writing:
+                await self._flush()
 
     # ------------------------------------------------------------- keepalive
 

@@ -230,6 +230,10 @@ class H2ClientProtocol:
         self._max_receive_message = max_receive_message
 
         self._out: list[bytes] = []
+        # PING and SETTINGS acknowledgements: they need not be written at once, and
+        # grpc-go pings after every response (BDP estimation), so sending each ack
+        # with the next request saves a write per call.
+        self._acks: list[bytes] = []
         self._inbuf = b""
         self._streams: dict[int, _Stream] = {}
         self._blocked: dict[int, _Stream] = {}  # streams with data waiting for window
@@ -283,8 +287,11 @@ class H2ClientProtocol:
             self._recv_conn_window += increase
 
     def data_to_send(self) -> bytes:
-        """Return (and forget) every byte queued for the peer."""
+        """Return (and forget) every byte queued for the peer, acknowledgements first."""
         out = self._out
+        if self._acks:
+            out[:0] = self._acks
+            self._acks.clear()
         if not out:
             return b""
         data = out[0] if len(out) == 1 else b"".join(out)
@@ -297,7 +304,17 @@ class H2ClientProtocol:
 
     @property
     def has_data_to_send(self) -> bool:
+        return bool(self._out or self._acks)
+
+    @property
+    def has_urgent_data(self) -> bool:
+        """Something other than PING/SETTINGS acknowledgements waits to be written."""
         return bool(self._out)
+
+    @property
+    def has_acks(self) -> bool:
+        """PING/SETTINGS acknowledgements wait; they may ride along with the next write."""
+        return bool(self._acks)
 
     @property
     def open_streams(self) -> int:
@@ -772,7 +789,7 @@ class H2ClientProtocol:
                 raise ProtocolError(ErrorCode.PROTOCOL_ERROR, f"bad ENABLE_PUSH {value}")
             # HEADER_TABLE_SIZE: our requests never use the dynamic table.
             # MAX_HEADER_LIST_SIZE: advisory; our request headers are small.
-        self._out.append(_frame(SETTINGS, FLAG_ACK, 0))
+        self._acks.append(_frame(SETTINGS, FLAG_ACK, 0))
         self._flush_blocked(events)
 
     def _on_push_promise(
@@ -790,7 +807,7 @@ class H2ClientProtocol:
         if flags & FLAG_ACK:
             events.append(PingAck(bytes(payload)))
         elif not self.closed:
-            self._out.append(_frame(PING, FLAG_ACK, 0, bytes(payload)))
+            self._acks.append(_frame(PING, FLAG_ACK, 0, bytes(payload)))
 
     def _on_goaway(
         self, flags: int, stream_id: int, payload: memoryview, events: list[Event]

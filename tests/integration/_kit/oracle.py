@@ -163,3 +163,18 @@ class Oracle:
         return int(
             self.call("kv/range", {"key": _b64(b"\x00"), "limit": "1"})["header"]["revision"]
         )
+
+    # Leases: the client has no lease API of its own yet, and the KV tests need real lease IDs.
+
+    def lease_grant(self, ttl: int) -> int:
+        """Grant a lease of ``ttl`` seconds and return its ID."""
+        return int(self.call("lease/grant", {"TTL": str(ttl)})["ID"])
+
+    def lease_revoke(self, lease: int) -> None:
+        """Revoke ``lease`` (its keys are deleted)."""
+        self.call("lease/revoke", {"ID": str(lease)})
+
+    def lease_keys(self, lease: int) -> list[bytes]:
+        """Return the keys attached to ``lease``, in key order (``[]`` if it does not exist)."""
+        reply = self.call("lease/timetolive", {"ID": str(lease), "keys": True})
+        return sorted(_unb64(key) for key in reply.get("keys", []))

@@ -13,6 +13,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 import anyio
+import anyio.lowlevel
 import h2.events
 import pytest
 from anyio.streams.stapled import StapledObjectStream
@@ -969,3 +970,28 @@ async def test_keepalive_fails_a_connection_whose_writes_are_stuck() -> None:
                 assert isinstance((await second.wait()).error, ConnectionLostError)
             finally:
                 peer.resume_reading()
+
+
+async def test_ping_ack_rides_with_the_next_request(monkeypatch: pytest.MonkeyPatch) -> None:
+    """grpc-go pings after every response; its ack costs no write of its own."""
+    from etcdanyio._grpc import _connection
+
+    monkeypatch.setattr(_connection, "ACK_DELAY", 60.0)  # only a request can carry it now
+    peer = H2Peer()
+    with anyio.fail_after(TIMEOUT):
+        async with connected(peer) as conn:
+            await conn.unary("/p", b"warm-up")
+            peer.ping(b"12345678")
+            while not conn._proto.has_acks:  # poll, bounded: the reader takes the PING
+                await anyio.lowlevel.checkpoint()
+            await conn.unary("/p", b"second")
+            acks = [e for e in peer.events if isinstance(e, h2.events.PingAckReceived)]
+            assert b"12345678" in [a.ping_data for a in acks]
+
+
+async def test_ping_ack_is_sent_without_any_request() -> None:
+    """With nothing else to write, the ack still goes out, after a short delay."""
+    peer = H2Peer()
+    with anyio.fail_after(TIMEOUT):
+        async with connected(peer):
+            await peer.sync()  # returns only once the client acked the PING

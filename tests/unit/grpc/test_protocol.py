@@ -1166,3 +1166,17 @@ def test_server_ends_stream_while_request_is_blocked() -> None:
     assert pair.client.open_streams == 0
     stream = pair.stream(sid)
     assert stream.ended or stream.reset_code is not None
+
+
+def test_ping_ack_waits_for_the_next_write() -> None:
+    """Acks are kept apart, so the connection can let the next request carry them."""
+    pair = Pair()
+    pair.peer.ping(b"abcdefgh")
+    pair.client.receive_data(pair.peer.data_to_send())
+    assert (pair.client.has_acks, pair.client.has_urgent_data) == (True, False)
+    sid = pair.client.start_call(b"\x83")
+    assert (pair.client.has_acks, pair.client.has_urgent_data) == (True, True)
+    data = pair.client.data_to_send()
+    assert data[3] == PING  # the ack goes first, in the same write as the request
+    assert not pair.client.has_acks
+    assert sid == 1
