@@ -36,6 +36,11 @@ from .types import PutResult as PutResult
 from .types import RangeResult as RangeResult
 from .types import ResponseHeader as ResponseHeader
 from .types import TxnResult as TxnResult
+from .watch import Event as Event
+from .watch import EventType as EventType
+from .watch import Filter as Filter
+from .watch import Watch as Watch
+from .watch import WatchBatch as WatchBatch
 
 __version__ = "0.1.0.dev0"
 
@@ -50,6 +55,9 @@ __all__ = [
     "DeleteResult",
     "DuplicateKeyError",
     "EtcdError",
+    "Event",
+    "EventType",
+    "Filter",
     "FutureRevisionError",
     "InvalidAuthTokenError",
     "KeyValue",
@@ -70,6 +78,8 @@ __all__ = [
     "TooManyRequestsError",
     "TxnResult",
     "UnavailableError",
+    "Watch",
+    "WatchBatch",
     "WatchCompactedError",
     "open_etcd",
     "tls_context",

@@ -14,6 +14,7 @@ from ._grpc import Channel, Endpoint, GrpcError, TransportError
 from ._grpc._channel import ChannelOptions
 from ._keys import Namespace, to_bytes
 from ._kv import KVMixin
+from ._watch_stream import WatchMixin, WatchStream
 from .errors import translate
 
 if sys.version_info < (3, 11):
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     import ssl
 
     import betterproto2
+    from anyio.abc import TaskGroup
 
 M = TypeVar("M", bound="betterproto2.Message")
 
@@ -53,7 +55,7 @@ def parse_endpoints(endpoints: str | Sequence[str] | None) -> list[Endpoint]:
     return parsed
 
 
-class Client(KVMixin):
+class Client(KVMixin, WatchMixin):
     """
     A connection to an etcd cluster. Create it with :func:`open_etcd`.
 
@@ -62,10 +64,19 @@ class Client(KVMixin):
     deadline is sent to etcd as ``grpc-timeout``.
     """
 
-    def __init__(self, channel: Channel, *, timeout: float | None, namespace: bytes = b"") -> None:
+    def __init__(
+        self,
+        channel: Channel,
+        task_group: TaskGroup,
+        *,
+        timeout: float | None,
+        namespace: bytes = b"",
+    ) -> None:
         self._channel = channel
+        self._tg = task_group
         self._timeout = timeout
         self._ns = Namespace(namespace)
+        self._watch_stream: WatchStream | None = None
 
     @property
     def namespace(self) -> bytes:
@@ -149,7 +160,7 @@ async def open_etcd(
         async with anyio.create_task_group() as tg:
             channel = Channel(parsed, tg, ssl_context=ssl_context, options=options)
             try:
-                yield Client(channel, timeout=timeout, namespace=prefix)
+                yield Client(channel, tg, timeout=timeout, namespace=prefix)
             except BaseException as exc:
                 body_error = exc
                 raise

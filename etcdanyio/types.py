@@ -6,18 +6,26 @@ Result types. etcd's protobuf messages are converted into these in one place
 from __future__ import annotations
 
 import dataclasses
+import enum
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ._pb import etcdserverpb, mvccpb
 
 __all__ = [
+    "Alarm",
+    "AlarmType",
     "CompactResult",
     "DeleteResult",
+    "HashKVResult",
+    "HealthResult",
     "KeyValue",
+    "Member",
+    "MemberAddResult",
     "PutResult",
     "RangeResult",
     "ResponseHeader",
+    "StatusResult",
     "TxnResult",
 ]
 
@@ -204,3 +212,142 @@ class TxnResult:
 @dataclasses.dataclass(frozen=True, slots=True)
 class CompactResult:
     header: ResponseHeader
+
+
+# -- cluster and maintenance -------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Member:
+    """One member of the cluster, as ``members()`` lists it."""
+
+    #: the member ID (an unsigned 64-bit int)
+    id: int
+    #: the member's ``--name``; empty for a member added but never started
+    name: str
+    #: the URLs the other members reach it at
+    peer_urls: list[str]
+    #: the URLs clients reach it at; empty for a member added but never started
+    client_urls: list[str]
+    #: ``True`` for a learner: it receives the log but does not vote (see ``member_promote``)
+    is_learner: bool
+
+    @classmethod
+    def from_pb(cls, pb: etcdserverpb.Member) -> Member:
+        return cls(pb.id, pb.name, list(pb.peer_ur_ls), list(pb.client_ur_ls), pb.is_learner)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class MemberAddResult:
+    header: ResponseHeader
+    #: the member just added (no name and no client URLs until it starts)
+    member: Member
+    #: every member after the addition, the new one included
+    members: list[Member]
+
+    @classmethod
+    def from_pb(cls, pb: etcdserverpb.MemberAddResponse) -> MemberAddResult:
+        members = [Member.from_pb(m) for m in pb.members]
+        if pb.member is not None:
+            member = Member.from_pb(pb.member)
+        else:  # never seen from etcd; keep the type total
+            member = Member(0, "", [], [], is_learner=False)
+        return cls(ResponseHeader.from_pb(pb.header), member, members)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class StatusResult:
+    """What one member says about itself (``status()``)."""
+
+    #: ``.member_id`` is the member that answered
+    header: ResponseHeader
+    #: the etcd server version of the member, e.g. ``"3.5.1"``
+    version: str
+    #: bytes the backend database file takes on disk
+    db_size: int
+    #: bytes of it in use (the rest is free pages, reclaimed by ``defragment()``)
+    db_size_in_use: int
+    #: the member ID of the leader as this member sees it; 0 if it knows none
+    leader: int
+    #: the member's Raft committed index
+    raft_index: int
+    #: the member's Raft term
+    raft_term: int
+    #: the member's Raft applied index
+    raft_applied_index: int
+    #: whether the member is a learner
+    is_learner: bool
+    #: alarm and health messages, e.g. ``["memberID:... alarm:NOSPACE "]``
+    errors: list[str]
+
+    @property
+    def member_id(self) -> int:
+        """The ID of the member that answered."""
+        return self.header.member_id
+
+    @classmethod
+    def from_pb(cls, pb: etcdserverpb.StatusResponse) -> StatusResult:
+        return cls(
+            ResponseHeader.from_pb(pb.header),
+            pb.version,
+            pb.db_size,
+            pb.db_size_in_use,
+            pb.leader,
+            pb.raft_index,
+            pb.raft_term,
+            pb.raft_applied_index,
+            pb.is_learner,
+            list(pb.errors),
+        )
+
+
+class AlarmType(enum.IntEnum):
+    """The kind of an alarm (etcd's ``AlarmType``)."""
+
+    #: no alarm; in a request: any kind
+    NONE = 0
+    #: the backend quota (``--quota-backend-bytes``) is exhausted: only reads and deletes work
+    NOSPACE = 1
+    #: a consistency check found the member's data corrupt
+    CORRUPT = 2
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Alarm:
+    """An alarm raised on one member."""
+
+    #: the member the alarm is raised on
+    member_id: int
+    alarm: AlarmType
+
+    @classmethod
+    def from_pb(cls, pb: etcdserverpb.AlarmMember) -> Alarm:
+        return cls(pb.member_id, AlarmType(int(pb.alarm)))
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class HashKVResult:
+    """A hash of one member's key-value history up to a revision (``hash_kv()``)."""
+
+    #: ``.member_id`` is the member that computed the hash
+    header: ResponseHeader
+    #: CRC-32 of the MVCC keys and values in ``(compact_revision, revision]``
+    hash: int
+    #: the member's compaction revision when the hash was computed
+    compact_revision: int
+
+    @classmethod
+    def from_pb(cls, pb: etcdserverpb.HashKvResponse) -> HashKVResult:
+        return cls(ResponseHeader.from_pb(pb.header), pb.hash, pb.compact_revision)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class HealthResult:
+    """Whether a member is healthy, in the sense of ``etcdctl endpoint health``."""
+
+    #: ``True`` if a linearizable read succeeded and no alarm is raised
+    healthy: bool
+    #: why not, when unhealthy (empty when healthy)
+    reason: str
+    #: seconds the check took
+    took: float

@@ -197,6 +197,19 @@ class Call:
         self._ended = end
         await self._connection.send(self._state, data, end=end)
 
+    async def send_messages(self, messages: list[bytes]) -> None:
+        """Send several messages with one write (when flow control allows)."""
+        if self._ended:
+            raise RuntimeError("the sending side of this call is already closed")
+        limit = self._connection.max_send_message
+        for data in messages:
+            if len(data) > limit:
+                raise MessageTooLargeError(
+                    f"message of {len(data)} bytes is over the send limit of {limit} bytes",
+                    applied=False,
+                )
+        await self._connection.send_many(self._state, messages)
+
     async def end(self) -> None:
         """Half-close: tell the server we send nothing more."""
         if not self._ended:

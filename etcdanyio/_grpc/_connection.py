@@ -489,6 +489,22 @@ class Connection:
             await waiter.wait()
             drained = self._proto.pending_send(state.stream_id) == 0
 
+    async def send_many(self, state: CallState, messages: list[bytes]) -> None:
+        """Queue every message, then write once; wait while flow control holds them."""
+        if state.finished:
+            if state.error is not None:
+                raise state.error
+            return
+        try:
+            for data in messages:
+                self._proto.send_message(state.stream_id, data)
+        except KeyError:
+            return  # the stream is gone; the receiving side will say why
+        await self._flush()
+        while self._proto.pending_send(state.stream_id) and not state.finished:
+            waiter = state.write_waiter = anyio.Event()
+            await waiter.wait()
+
     async def end(self, state: CallState) -> None:
         if state.finished:
             return

@@ -1,0 +1,525 @@
+"""
+The one Watch stream of a client, shared by all its watches.
+
+A task in the client's task group owns the gRPC Watch stream. Each watch is a
+:class:`Watcher` with its own buffer, so a slow consumer never stalls the
+others. Watches are created with client-chosen IDs, a fresh one for every
+(re)creation, so a late response for an old ID is simply ignored.
+
+Resume: every watcher knows the next revision it needs
+(``last delivered mod_revision + 1``, or a progress notification's header
+revision + 1). When the stream breaks, a new one is opened and every live
+watcher is created again from there; events at or below what was delivered
+are dropped, so nothing is lost and nothing is delivered twice.
+
+Bounded memory: when a watcher's buffer would pass its bound, its server-side
+watch is cancelled and its events are no longer buffered. Once its consumer
+has drained the buffer, it is created again from its next revision: the
+history is on the server.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import logging
+import random
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
+
+import anyio
+
+from ._grpc import GrpcError, Status, TransportError
+from ._grpc._headers import encode_metadata
+from ._pb import etcdserverpb as pb
+from ._requests import check_int, key_range
+from .errors import EtcdError, WatchCompactedError, rpc_error, translate
+from .types import KeyValue
+from .watch import Event, EventType, Filter, Watch, WatchBatch
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Iterable
+
+    from anyio.abc import TaskGroup
+
+    from ._grpc import Channel
+    from ._grpc._call import Call
+    from ._keys import Namespace
+
+logger = logging.getLogger("etcdanyio.watch")
+
+WATCH_PATH = "/etcdserverpb.Watch/Watch"
+_HASLEADER = encode_metadata([("hasleader", "true")])
+_PROGRESS_REQUEST = bytes(pb.WatchRequest(progress_request=pb.WatchProgressRequest()))
+
+
+class Watcher:
+    """One watch as the shared stream sees it: request, resume point, buffer."""
+
+    def __init__(
+        self,
+        stream: WatchStream,
+        *,
+        key: bytes,
+        range_end: bytes,
+        start_revision: int,
+        prev_kv: bool,
+        progress_notify: bool,
+        filters: list[int],
+        fragment: bool,
+        max_buffered: int,
+    ) -> None:
+        self.stream = stream
+        self.key = key
+        self.range_end = range_end
+        self.prev_kv = prev_kv
+        self.progress_notify = progress_notify
+        self.filters = filters
+        self.fragment = fragment
+        self.max_buffered = max_buffered
+        #: the next revision this watcher needs (0: "from now", until created)
+        self.next_revision = start_revision
+        self.created_revision = 0
+        self.watch_id: int | None = None
+        self.batches: collections.deque[WatchBatch] = collections.deque()
+        self.buffered = 0
+        self.suspended = False
+        self.closed = False
+        self.error: BaseException | None = None
+        self.ever_created = False
+        self.created = anyio.Event()
+        self.fragments: list[Event] = []
+        #: events dropped because their revision was already delivered (server quirks)
+        self.duplicates_dropped = 0
+        self._waiter: anyio.Event | None = None
+
+    # -------------------------------------------------------- consumer side
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            waiter.set()
+
+    async def wait_created(self) -> None:
+        await self.created.wait()
+        if self.error is not None:
+            raise self.error
+
+    async def next_batch(self, *, progress: bool = False) -> WatchBatch:
+        while True:
+            if self.batches:
+                batch = self.batches.popleft()
+                self.buffered -= len(batch.events)
+                if batch.events or progress:
+                    return batch
+                continue
+            if self.error is not None:
+                raise self.error
+            if self.suspended:
+                self.stream.resume(self)
+            waiter = self._waiter = anyio.Event()
+            await waiter.wait()
+
+    async def request_progress(self) -> None:
+        self.stream.send(_PROGRESS_REQUEST)
+
+    # ---------------------------------------------------------- stream side
+
+    def create_request(self, watch_id: int) -> bytes:
+        return bytes(
+            pb.WatchRequest(
+                create_request=pb.WatchCreateRequest(
+                    key=self.key,
+                    range_end=self.range_end,
+                    start_revision=self.next_revision,
+                    progress_notify=self.progress_notify,
+                    filters=[pb.WatchCreateRequestFilterType(f) for f in self.filters],
+                    prev_kv=self.prev_kv,
+                    watch_id=watch_id,
+                    fragment=self.fragment,
+                )
+            )
+        )
+
+    def on_created(self, revision: int) -> None:
+        if not self.ever_created:
+            self.ever_created = True
+            self.created_revision = revision
+            if not self.next_revision:
+                self.next_revision = revision + 1
+            self.created.set()
+
+    def fail(self, error: BaseException) -> None:
+        if self.error is None:
+            self.error = error
+        self.created.set()
+        self._wake()
+
+    def on_events(self, events: list[Event], fragment: bool) -> bool:
+        """Buffer a response's events; ``False`` if the buffer is full (suspend)."""
+        if fragment:
+            self.fragments.extend(events)
+            return True
+        if self.fragments:
+            events = self.fragments + events
+            self.fragments = []
+        next_revision = self.next_revision
+        if events[0].kv.mod_revision < next_revision:
+            fresh = [e for e in events if e.kv.mod_revision >= next_revision]
+            self.duplicates_dropped += len(events) - len(fresh)
+            logger.warning(
+                "dropped already delivered events count=%d next_revision=%d",
+                len(events) - len(fresh),
+                next_revision,
+            )
+            events = fresh
+            if not events:
+                return True
+        if self.buffered and self.buffered + len(events) > self.max_buffered:
+            return False
+        self.batches.append(WatchBatch(events, events[-1].kv.mod_revision))
+        self.buffered += len(events)
+        self.next_revision = events[-1].kv.mod_revision + 1
+        self._wake()
+        return True
+
+    def on_progress(self, revision: int) -> None:
+        if self.fragments or revision < self.next_revision:
+            return
+        self.next_revision = revision + 1
+        batches = self.batches
+        if batches and not batches[-1].events:
+            batches[-1] = WatchBatch([], revision)  # collapse consecutive notifications
+        else:
+            batches.append(WatchBatch([], revision))
+        self._wake()
+
+
+def _events(ns: Namespace, response: pb.WatchResponse) -> list[Event]:
+    out = []
+    for e in response.events:
+        kv = KeyValue.from_pb(e.kv) if e.kv is not None else KeyValue(b"", b"", 0, 0, 0, 0)
+        prev = KeyValue.from_pb(e.prev_kv) if e.prev_kv is not None else None
+        if ns:
+            kv = KeyValue(ns.strip(kv.key), *_rest(kv))
+            if prev is not None:
+                prev = KeyValue(ns.strip(prev.key), *_rest(prev))
+        out.append(Event(EventType(int(e.type)), kv, prev))
+    return out
+
+
+def _rest(kv: KeyValue) -> tuple[bytes, int, int, int, int]:
+    return kv.value, kv.create_revision, kv.mod_revision, kv.version, kv.lease
+
+
+class WatchStream:
+    """The multiplexed Watch stream of one client (started on the first watch)."""
+
+    def __init__(self, channel: Channel, task_group: TaskGroup, ns: Namespace) -> None:
+        self._channel = channel
+        self._tg = task_group
+        self._ns = ns
+        self._live: set[Watcher] = set()
+        self._by_id: dict[int, Watcher] = {}
+        self._next_id = 0
+        self._outbox: collections.deque[bytes] = collections.deque()
+        self._outbox_waiter: anyio.Event | None = None
+        self._running = False
+        self._connected = False
+        self._healthy = False
+
+    @property
+    def watchers(self) -> int:
+        return len(self._live)
+
+    # --------------------------------------------------------- registration
+
+    async def add(self, watcher: Watcher) -> None:
+        """Register ``watcher`` and wait until the server confirmed it (or refused it)."""
+        self._live.add(watcher)
+        self._create(watcher)
+        if not self._running:
+            self._running = True
+            self._tg.start_soon(self._run)
+        try:
+            await watcher.wait_created()
+        except BaseException:
+            self.remove(watcher)
+            raise
+
+    def remove(self, watcher: Watcher) -> None:
+        """The watch's block exited: cancel it on the server."""
+        watcher.closed = True
+        self._live.discard(watcher)
+        self._cancel_server_side(watcher)
+        self._wake_writer()
+
+    def resume(self, watcher: Watcher) -> None:
+        """A suspended watcher's buffer drained: create it again from its next revision."""
+        watcher.suspended = False
+        self._create(watcher)
+
+    def send(self, request: bytes) -> None:
+        if self._connected:
+            self._outbox.append(request)
+            self._wake_writer()
+
+    def _create(self, watcher: Watcher) -> None:
+        self._next_id += 1
+        watch_id = self._next_id
+        watcher.watch_id = watch_id
+        self._by_id[watch_id] = watcher
+        if self._connected:
+            self._outbox.append(watcher.create_request(watch_id))
+            self._wake_writer()
+
+    def _cancel_server_side(self, watcher: Watcher) -> None:
+        watch_id = watcher.watch_id
+        if watch_id is None:
+            return
+        watcher.watch_id = None
+        self._by_id.pop(watch_id, None)
+        watcher.fragments = []
+        if self._connected:
+            request = pb.WatchRequest(cancel_request=pb.WatchCancelRequest(watch_id=watch_id))
+            self._outbox.append(bytes(request))
+
+    def _suspend(self, watcher: Watcher) -> None:
+        logger.debug(
+            "watch buffer full, suspending buffered=%d next_revision=%d",
+            watcher.buffered,
+            watcher.next_revision,
+        )
+        watcher.suspended = True
+        self._cancel_server_side(watcher)
+        self._wake_writer()
+
+    def _wake_writer(self) -> None:
+        waiter = self._outbox_waiter
+        if waiter is not None:
+            self._outbox_waiter = None
+            waiter.set()
+
+    # ------------------------------------------------------------ the task
+
+    async def _run(self) -> None:
+        failures = 0
+        try:
+            while self._live:
+                self._healthy = False
+                try:
+                    await self._session()
+                except (TransportError, GrpcError) as exc:
+                    error = translate(exc, write=False)
+                    logger.debug("watch stream broke error=%r", error)
+                    for watcher in list(self._live):
+                        if not watcher.ever_created:  # nobody to resume for: report it
+                            watcher.fail(error)
+                            self._live.discard(watcher)
+                    # Back off harder only while streams keep failing before serving.
+                    failures = 1 if self._healthy else failures + 1
+                    delay = min(2.0, 0.05 * 2 ** min(failures, 6)) * random.uniform(0.5, 1.0)
+                    await anyio.sleep(delay)
+        finally:
+            self._running = False
+            self._connected = False
+
+    async def _session(self) -> None:
+        error: BaseException | None = None
+        async with self._channel.open_call(WATCH_PATH, metadata=_HASLEADER) as call:
+            # A new stream: every live watcher is created again, with a fresh ID,
+            # from the next revision it needs. Requests for the old stream are moot.
+            self._outbox.clear()
+            self._by_id.clear()
+            self._connected = True
+            for watcher in self._live:
+                watcher.fragments = []
+                if watcher.suspended:
+                    watcher.watch_id = None
+                else:
+                    self._create(watcher)
+            try:
+                async with anyio.create_task_group() as tg:
+
+                    async def read() -> None:
+                        nonlocal error
+                        try:
+                            await self._reader(call)
+                            error = TransportError("watch stream ended by the server")
+                        except (TransportError, GrpcError) as exc:
+                            error = exc
+                        tg.cancel_scope.cancel()
+
+                    tg.start_soon(read)
+                    try:
+                        await self._writer(call)
+                    except (TransportError, GrpcError) as exc:
+                        error = exc
+                    tg.cancel_scope.cancel()
+            finally:
+                self._connected = False
+        if error is not None:
+            raise error
+
+    async def _writer(self, call: Call) -> None:
+        outbox = self._outbox
+        while True:
+            if outbox:
+                requests = list(outbox)
+                outbox.clear()
+                await call.send_messages(requests)
+                continue
+            if not self._live:
+                return  # idle: close the stream (leaving open_call resets it)
+            waiter = self._outbox_waiter = anyio.Event()
+            await waiter.wait()
+
+    async def _reader(self, call: Call) -> None:
+        while True:
+            data = await call.recv_message()
+            if data is None:
+                return
+            self._dispatch(pb.WatchResponse.parse(data))
+
+    def _dispatch(self, response: pb.WatchResponse) -> None:
+        watch_id = response.watch_id
+        revision = response.header.revision if response.header is not None else 0
+        if watch_id == -1:
+            # The answer to a progress request goes to every watcher on the stream.
+            for each in self._by_id.values():
+                each.on_progress(revision)
+            return
+        found = self._by_id.get(watch_id)
+        if found is None:
+            return  # a watch we cancelled or replaced
+        watcher = found
+        if response.created:
+            if response.canceled:
+                self._by_id.pop(watch_id, None)
+                watcher.watch_id = None
+                watcher.fail(_cancel_error(response))
+                self._live.discard(watcher)
+            else:
+                self._healthy = True
+                watcher.on_created(revision)
+            return
+        if response.canceled:
+            self._by_id.pop(watch_id, None)
+            watcher.watch_id = None
+            watcher.fail(_cancel_error(response))
+            self._live.discard(watcher)
+            return
+        if response.events:
+            if not watcher.on_events(_events(self._ns, response), response.fragment):
+                self._suspend(watcher)
+        elif not response.fragment:
+            watcher.on_progress(revision)
+
+
+def _cancel_error(response: pb.WatchResponse) -> EtcdError:
+    if response.compact_revision:
+        return WatchCompactedError(response.compact_revision)
+    reason = response.cancel_reason or "etcdserver: watch canceled"
+    return rpc_error(Status.CANCELLED, reason, applied=False)
+
+
+class WatchMixin:
+    """``client.watch()`` and ``client.watch_once()``."""
+
+    _channel: Channel
+    _tg: TaskGroup
+    _ns: Namespace
+    _timeout: float | None
+    _watch_stream: WatchStream | None
+
+    @asynccontextmanager
+    async def watch(
+        self,
+        key: str | bytes,
+        *,
+        prefix: bool = False,
+        end: str | bytes | None = None,
+        start_revision: int | None = None,
+        prev_kv: bool = False,
+        progress_notify: bool = False,
+        filters: Iterable[Filter | str] = (),
+        fragment: bool = False,
+        max_buffered: int = 10_000,
+    ) -> AsyncIterator[Watch]:
+        """
+        Watch ``key`` (or a range, with ``prefix=True`` or ``end=``) for changes.
+
+        The block starts once the server confirmed the watch: every change
+        committed after that is delivered, in order, each once, even across
+        reconnects. Leaving the block cancels the watch on the server.
+
+        :param start_revision: deliver history from this revision on (``None``: from now)
+        :param prev_kv: give each event the key as it was before (``event.prev_kv``)
+        :param progress_notify: let the server send periodic progress notifications
+            (see :meth:`Watch.batches`)
+        :param filters: ``Filter.NO_PUT`` / ``Filter.NO_DELETE`` (or ``"no_put"``...)
+        :param fragment: let etcd split huge responses (they are reassembled here)
+        :param max_buffered: events buffered for a slow consumer before the watch is
+            paused on the server (and later resumed, losing nothing)
+        :raises WatchCompactedError: from the ``async with`` if ``start_revision``
+            is compacted, or from the iterator if the watch falls behind compaction
+        :raises PermissionDeniedError: if the user may not watch the range
+        """
+        start, range_end = key_range(key, end, prefix=prefix)
+        if start_revision is not None:
+            check_int(start_revision, "start_revision", minimum=1)
+        if isinstance(max_buffered, bool) or max_buffered < 1:
+            raise ValueError(f"max_buffered must be a positive int, got {max_buffered!r}")
+        watcher = Watcher(
+            self._watches(),
+            key=self._ns.key(start),
+            range_end=self._ns.range_end(range_end),
+            start_revision=start_revision or 0,
+            prev_kv=bool(prev_kv),
+            progress_notify=bool(progress_notify),
+            filters=[_filter(f) for f in filters],
+            fragment=bool(fragment),
+            max_buffered=max_buffered,
+        )
+        stream = watcher.stream
+        with anyio.fail_after(self._timeout) if self._timeout else contextlib.nullcontext():
+            await stream.add(watcher)
+        try:
+            yield Watch(watcher)
+        finally:
+            stream.remove(watcher)
+
+    async def watch_once(
+        self,
+        key: str | bytes,
+        *,
+        prefix: bool = False,
+        end: str | bytes | None = None,
+        start_revision: int | None = None,
+        prev_kv: bool = False,
+        filters: Iterable[Filter | str] = (),
+    ) -> Event:
+        """The first event on ``key`` (or range); bound the wait with a cancel scope."""
+        async with self.watch(
+            key,
+            prefix=prefix,
+            end=end,
+            start_revision=start_revision,
+            prev_kv=prev_kv,
+            filters=filters,
+        ) as events:
+            return await events.__anext__()
+
+    def _watches(self) -> WatchStream:
+        if self._watch_stream is None:
+            self._watch_stream = WatchStream(self._channel, self._tg, self._ns)
+        return self._watch_stream
+
+
+def _filter(value: object) -> int:
+    if isinstance(value, Filter):
+        return int(value)
+    if isinstance(value, str) and value.upper() in Filter.__members__:
+        return int(Filter[value.upper()])
+    raise ValueError(f"filters must hold Filter.NO_PUT/NO_DELETE or their names, got {value!r}")
