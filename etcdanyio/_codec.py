@@ -21,6 +21,8 @@ raises ``IndexError``, which becomes the ``ValueError``.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from .types import (
     _EMPTY_HEADER,
     DeleteResult,
@@ -34,6 +36,7 @@ from .types import (
     _make_put,
     _make_range,
 )
+from .watch import Event, EventType
 
 __all__ = [
     "decode_delete_range_response",
@@ -489,3 +492,113 @@ def decode_put_response(data: bytes) -> PutResult:
     header, kvs, _, _ = _response(data, 0x12, -1, -1, kv_is_singular=True)
     prev_kv = kvs[0] if kvs and kvs[0] != _EMPTY_KV else None
     return _make_put(header, prev_kv)
+
+
+# --- watch ----------------------------------------------------------------------
+
+
+class WatchResponse(NamedTuple):
+    """The fields of an ``etcdserverpb.WatchResponse`` the watch stream needs."""
+
+    header_revision: int
+    watch_id: int
+    created: bool
+    canceled: bool
+    compact_revision: int
+    cancel_reason: str
+    fragment: bool
+    events: list[Event]
+
+
+_EVENT_TYPES = (EventType.PUT, EventType.DELETE)
+
+
+def _event(data: bytes, pos: int, end: int) -> Event:
+    """``mvccpb.Event`` in ``data[pos:end]``."""
+    kind = 0
+    kv: KeyValue | None = None
+    prev: KeyValue | None = None
+    while pos < end:
+        tag = data[pos]
+        pos += 1
+        if tag >= 0x80:
+            tag, pos = _varint(data, pos, tag)
+        if tag == 0x12 or tag == 0x1A:
+            n = data[pos]
+            pos += 1
+            if n >= 0x80:
+                n, pos = _varint(data, pos, n)
+            stop = pos + n
+            if tag == 0x12:
+                kv = _kv(data, pos, stop, kv)
+            else:
+                prev = _kv(data, pos, stop, prev)
+            pos = stop
+        elif tag == 0x08:
+            v = data[pos]
+            pos += 1
+            if v >= 0x80:
+                v, pos = _varint(data, pos, v)
+            kind = v
+        else:
+            pos = _skip(data, pos, tag)
+    if pos != end:
+        raise _Truncated
+    event_type = _EVENT_TYPES[kind] if kind < 2 else EventType(kind)
+    return Event(event_type, kv if kv is not None else _EMPTY_KV, prev)
+
+
+def decode_watch_response(data: bytes) -> WatchResponse:
+    """Decode an ``etcdserverpb.WatchResponse``."""
+    header: ResponseHeader | None = None
+    watch_id = compact_revision = 0
+    created = canceled = fragment = False
+    reason = ""
+    events: list[Event] = []
+    pos = 0
+    end = len(data)
+    try:
+        while pos < end:
+            tag = data[pos]
+            pos += 1
+            if tag >= 0x80:
+                tag, pos = _varint(data, pos, tag)
+            if tag == 0x5A or tag == 0x0A or tag == 0x32:
+                n = data[pos]
+                pos += 1
+                if n >= 0x80:
+                    n, pos = _varint(data, pos, n)
+                stop = pos + n
+                if tag == 0x5A:
+                    events.append(_event(data, pos, stop))
+                elif tag == 0x0A:
+                    header = _header(data, pos, stop, header)
+                else:
+                    reason = data[pos:stop].decode("utf-8", "replace")
+                pos = stop
+            elif 0x10 <= tag <= 0x38 and tag & 7 == 0:
+                v = data[pos]
+                pos += 1
+                if v >= 0x80:
+                    v, pos = _varint(data, pos, v)
+                if tag == 0x10:
+                    watch_id = v - _TWO64 if v > _INT64_MAX else v
+                elif tag == 0x18:
+                    created = v != 0
+                elif tag == 0x20:
+                    canceled = v != 0
+                elif tag == 0x28:
+                    compact_revision = v - _TWO64 if v > _INT64_MAX else v
+                elif tag == 0x38:
+                    fragment = v != 0
+                # field 6 is a string; a varint there is the wrong wire type: ignored
+            else:
+                pos = _skip(data, pos, tag)
+        if pos != end:
+            raise _Truncated
+    except (IndexError, _Truncated):
+        raise _malformed("truncated input") from None
+    revision = header.revision if header is not None else 0
+    return WatchResponse(
+        revision, watch_id, created, canceled, compact_revision, reason, fragment, events
+    )

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import dataclasses
 import logging
 import random
 from contextlib import asynccontextmanager
@@ -29,13 +30,13 @@ from typing import TYPE_CHECKING
 
 import anyio
 
+from ._codec import WatchResponse, decode_watch_response
 from ._grpc import GrpcError, Status, TransportError
 from ._grpc._headers import encode_metadata
 from ._pb import etcdserverpb as pb
 from ._requests import check_int, key_range
 from .errors import EtcdError, WatchCompactedError, rpc_error, translate
-from .types import KeyValue
-from .watch import Event, EventType, Filter, Watch, WatchBatch
+from .watch import Event, Filter, Watch, WatchBatch
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterable
@@ -196,21 +197,16 @@ class Watcher:
         self._wake()
 
 
-def _events(ns: Namespace, response: pb.WatchResponse) -> list[Event]:
+def _strip(ns: Namespace, events: list[Event]) -> list[Event]:
+    """The events with the namespace removed from their keys."""
     out = []
-    for e in response.events:
-        kv = KeyValue.from_pb(e.kv) if e.kv is not None else KeyValue(b"", b"", 0, 0, 0, 0)
-        prev = KeyValue.from_pb(e.prev_kv) if e.prev_kv is not None else None
-        if ns:
-            kv = KeyValue(ns.strip(kv.key), *_rest(kv))
-            if prev is not None:
-                prev = KeyValue(ns.strip(prev.key), *_rest(prev))
-        out.append(Event(EventType(int(e.type)), kv, prev))
+    for e in events:
+        kv = dataclasses.replace(e.kv, key=ns.strip(e.kv.key))
+        prev = e.prev_kv
+        if prev is not None:
+            prev = dataclasses.replace(prev, key=ns.strip(prev.key))
+        out.append(Event(e.type, kv, prev))
     return out
-
-
-def _rest(kv: KeyValue) -> tuple[bytes, int, int, int, int]:
-    return kv.value, kv.create_revision, kv.mod_revision, kv.version, kv.lease
 
 
 class WatchStream:
@@ -380,11 +376,11 @@ class WatchStream:
             data = await call.recv_message()
             if data is None:
                 return
-            self._dispatch(pb.WatchResponse.parse(data))
+            self._dispatch(decode_watch_response(data))
 
-    def _dispatch(self, response: pb.WatchResponse) -> None:
+    def _dispatch(self, response: WatchResponse) -> None:
         watch_id = response.watch_id
-        revision = response.header.revision if response.header is not None else 0
+        revision = response.header_revision
         if watch_id == -1:
             # The answer to a progress request goes to every watcher on the stream.
             for each in self._by_id.values():
@@ -411,13 +407,14 @@ class WatchStream:
             self._live.discard(watcher)
             return
         if response.events:
-            if not watcher.on_events(_events(self._ns, response), response.fragment):
+            events = _strip(self._ns, response.events) if self._ns else response.events
+            if not watcher.on_events(events, response.fragment):
                 self._suspend(watcher)
         elif not response.fragment:
             watcher.on_progress(revision)
 
 
-def _cancel_error(response: pb.WatchResponse) -> EtcdError:
+def _cancel_error(response: WatchResponse) -> EtcdError:
     if response.compact_revision:
         return WatchCompactedError(response.compact_revision)
     reason = response.cancel_reason or "etcdserver: watch canceled"
