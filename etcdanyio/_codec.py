@@ -21,7 +21,7 @@ raises ``IndexError``, which becomes the ``ValueError``.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from .types import (
     _EMPTY_HEADER,
@@ -30,6 +30,7 @@ from .types import (
     PutResult,
     RangeResult,
     ResponseHeader,
+    TxnResult,
     _make_delete,
     _make_header,
     _make_kv,
@@ -37,6 +38,9 @@ from .types import (
     _make_range,
 )
 from .watch import Event, EventType
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 __all__ = [
     "decode_delete_range_response",
@@ -170,6 +174,51 @@ def encode_delete_range(key: bytes, range_end: bytes = b"", prev_kv: bool = Fals
         out += (b"\x12", _uvarint(len(range_end)), range_end)
     if prev_kv:
         out.append(b"\x18\x01")
+    return b"".join(out)
+
+
+def field(tag: bytes, payload: bytes) -> bytes:
+    """A length-delimited field: ``tag`` (pre-encoded), length, payload."""
+    return tag + _uvarint(len(payload)) + payload
+
+
+def encode_compare(
+    result: int, target: int, key: bytes, range_end: bytes, operand: int | bytes
+) -> bytes:
+    """An ``etcdserverpb.Compare``. The operand is a oneof member: always present."""
+    out: list[bytes] = []
+    if result:
+        out += (b"\x08", _int64(result))
+    if target:
+        out += (b"\x10", _int64(target))
+    if key:
+        out += (b"\x1a", _uvarint(len(key)), key)
+    if isinstance(operand, bytes):
+        out += (b"\x3a", _uvarint(len(operand)), operand)
+    else:
+        # target: VERSION=0 -> field 4, CREATE=1 -> 5, MOD=2 -> 6, LEASE=4 -> 8
+        out += (_BYTE[(4 + target) << 3 if target < 3 else 8 << 3], _int64(operand))
+    if range_end:
+        out += (b"\x82\x04", _uvarint(len(range_end)), range_end)
+    return b"".join(out)
+
+
+#: RequestOp field tags: request_range=1, request_put=2, request_delete_range=3, request_txn=4
+OP_RANGE = b"\x0a"
+OP_PUT = b"\x12"
+OP_DELETE = b"\x1a"
+OP_TXN = b"\x22"
+
+
+def encode_txn(compare: list[bytes], success: list[bytes], failure: list[bytes]) -> bytes:
+    """An ``etcdserverpb.TxnRequest`` from encoded Compares and RequestOps."""
+    out: list[bytes] = []
+    for c in compare:
+        out += (b"\x0a", _uvarint(len(c)), c)
+    for op in success:
+        out += (b"\x12", _uvarint(len(op)), op)
+    for op in failure:
+        out += (b"\x1a", _uvarint(len(op)), op)
     return b"".join(out)
 
 
@@ -602,3 +651,83 @@ def decode_watch_response(data: bytes) -> WatchResponse:
     return WatchResponse(
         revision, watch_id, created, canceled, compact_revision, reason, fragment, events
     )
+
+
+# --- txn ------------------------------------------------------------------------
+
+
+TxnOpResult = RangeResult | PutResult | DeleteResult | TxnResult
+
+
+def decode_txn_response(data: bytes) -> TxnResult:
+    """Decode an ``etcdserverpb.TxnResponse`` (nested transactions included)."""
+    header: ResponseHeader | None = None
+    succeeded = False
+    responses: list[TxnOpResult] = []
+    pos = 0
+    end = len(data)
+    try:
+        while pos < end:
+            tag = data[pos]
+            pos += 1
+            if tag >= 0x80:
+                tag, pos = _varint(data, pos, tag)
+            if tag == 0x0A or tag == 0x1A:
+                n = data[pos]
+                pos += 1
+                if n >= 0x80:
+                    n, pos = _varint(data, pos, n)
+                stop = pos + n
+                if tag == 0x0A:
+                    header = _header(data, pos, stop, header)
+                else:
+                    responses.append(_response_op(data[pos:stop]))
+                pos = stop
+            elif tag == 0x10:
+                v = data[pos]
+                pos += 1
+                if v >= 0x80:
+                    v, pos = _varint(data, pos, v)
+                succeeded = v != 0
+            else:
+                pos = _skip(data, pos, tag)
+        if pos != end:
+            raise _Truncated
+    except (IndexError, _Truncated):
+        raise _malformed("truncated input") from None
+    return TxnResult(header or _EMPTY_HEADER, succeeded, responses)
+
+
+_OP_DECODERS: dict[int, Callable[[bytes], TxnOpResult]] = {
+    0x0A: decode_range_response,
+    0x12: decode_put_response,
+    0x1A: decode_delete_range_response,
+    0x22: decode_txn_response,
+}
+
+
+def _response_op(data: bytes) -> TxnOpResult:
+    """A ``ResponseOp``: one member of its oneof (the last one, if several)."""
+    result: TxnOpResult | None = None
+    pos = 0
+    end = len(data)
+    while pos < end:
+        tag = data[pos]
+        pos += 1
+        if tag >= 0x80:
+            tag, pos = _varint(data, pos, tag)
+        decoder = _OP_DECODERS.get(tag)
+        if decoder is None:
+            pos = _skip(data, pos, tag)
+            continue
+        n = data[pos]
+        pos += 1
+        if n >= 0x80:
+            n, pos = _varint(data, pos, n)
+        result = decoder(data[pos : pos + n])
+        pos += n
+    if pos != end:
+        raise _Truncated
+    if result is None:
+        raise _malformed("ResponseOp without a response")
+    return result

@@ -11,7 +11,7 @@ from ._keys import Namespace, to_bytes
 from ._pager import RangePager
 from ._pb import etcdserverpb as pb
 from ._requests import check_int, key_range, put_fields, range_fields
-from .txn import check_txn, txn_request
+from .txn import check_txn, encode_txn
 from .types import (
     CompactResult,
     DeleteResult,
@@ -281,9 +281,9 @@ class KVMixin:
         :return: ``.succeeded`` and one typed result per operation (``.responses``)
         :raises DuplicateKeyError: if two operations write the same key
         """
-        request = txn_request(self._ns, *check_txn(compare, success, failure))
-        response = await self._call(_TXN, request, pb.TxnResponse, repeatable=False)
-        return strip_result(self._ns, TxnResult.from_pb(response))  # type: ignore[no-any-return]
+        request = encode_txn(self._ns, *check_txn(compare, success, failure))
+        raw = await self._call_raw(_TXN, request, repeatable=False)
+        return strip_result(self._ns, _codec.decode_txn_response(raw))  # type: ignore[no-any-return]
 
     async def compact(self, revision: int, *, physical: bool = False) -> CompactResult:
         """

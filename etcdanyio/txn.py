@@ -23,9 +23,19 @@ import dataclasses
 import enum
 from typing import TYPE_CHECKING
 
+from . import _codec
 from ._keys import Namespace, to_bytes
 from ._pb import etcdserverpb as pb
-from ._requests import check_int, delete_request, key_range, lease_id, put_request, range_request
+from ._requests import (
+    check_int,
+    delete_request,
+    key_range,
+    lease_id,
+    put_fields,
+    put_request,
+    range_fields,
+    range_request,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -95,6 +105,11 @@ class Compare:
         return (
             f"txn.{_NAME[_Target(self.target)]}({where}) "
             f"{_SYMBOL[_Result(self.result)]} {self.operand!r}"
+        )
+
+    def _encode(self, ns: Namespace) -> bytes:
+        return _codec.encode_compare(
+            self.result, self.target, ns.key(self.key), ns.range_end(self.range_end), self.operand
         )
 
     def _to_pb(self, ns: Namespace) -> pb.Compare:
@@ -207,6 +222,10 @@ class Get:
     range_end: bytes
     options: tuple[tuple[str, Any], ...] = ()
 
+    def _encode(self, ns: Namespace) -> bytes:
+        fields = range_fields(ns, self.key, self.range_end, **dict(self.options))
+        return _codec.field(_codec.OP_RANGE, _codec.encode_range(**fields))
+
     def _to_pb(self, ns: Namespace) -> pb.RequestOp:
         return pb.RequestOp(
             request_range=range_request(ns, self.key, self.range_end, **dict(self.options))
@@ -221,6 +240,10 @@ class Put:
     value: bytes | None
     options: tuple[tuple[str, Any], ...] = ()
 
+    def _encode(self, ns: Namespace) -> bytes:
+        fields = put_fields(ns, self.key, self.value, **dict(self.options))
+        return _codec.field(_codec.OP_PUT, _codec.encode_put(**fields))
+
     def _to_pb(self, ns: Namespace) -> pb.RequestOp:
         return pb.RequestOp(request_put=put_request(ns, self.key, self.value, **dict(self.options)))
 
@@ -232,6 +255,12 @@ class Delete:
     key: bytes
     range_end: bytes
     prev_kv: bool = False
+
+    def _encode(self, ns: Namespace) -> bytes:
+        request = _codec.encode_delete_range(
+            ns.key(self.key), ns.range_end(self.range_end), self.prev_kv
+        )
+        return _codec.field(_codec.OP_DELETE, request)
 
     def _to_pb(self, ns: Namespace) -> pb.RequestOp:
         return pb.RequestOp(
@@ -246,6 +275,9 @@ class Txn:
     compare: tuple[Compare, ...]
     success: tuple[Op, ...]
     failure: tuple[Op, ...]
+
+    def _encode(self, ns: Namespace) -> bytes:
+        return _codec.field(_codec.OP_TXN, encode_txn(ns, self.compare, self.success, self.failure))
 
     def _to_pb(self, ns: Namespace) -> pb.RequestOp:
         return pb.RequestOp(request_txn=txn_request(ns, self.compare, self.success, self.failure))
@@ -343,4 +375,15 @@ def txn_request(
         compare=[c._to_pb(ns) for c in compare],
         success=[op._to_pb(ns) for op in success],
         failure=[op._to_pb(ns) for op in failure],
+    )
+
+
+def encode_txn(
+    ns: Namespace, compare: Sequence[Compare], success: Sequence[Op], failure: Sequence[Op]
+) -> bytes:
+    """The wire form of a TxnRequest (what :func:`txn_request` builds, without betterproto)."""
+    return _codec.encode_txn(
+        [c._encode(ns) for c in compare],
+        [op._encode(ns) for op in success],
+        [op._encode(ns) for op in failure],
     )
