@@ -18,23 +18,36 @@ from .errors import DuplicateKeyError as DuplicateKeyError
 from .errors import EtcdError as EtcdError
 from .errors import FutureRevisionError as FutureRevisionError
 from .errors import InvalidAuthTokenError as InvalidAuthTokenError
+from .errors import LearnerNotReadyError as LearnerNotReadyError
 from .errors import LeaseExpiredError as LeaseExpiredError
 from .errors import LeaseNotFoundError as LeaseNotFoundError
+from .errors import MemberNotFoundError as MemberNotFoundError
 from .errors import NoLeaderError as NoLeaderError
 from .errors import NoSpaceError as NoSpaceError
 from .errors import PermissionDeniedError as PermissionDeniedError
 from .errors import ProtocolViolationError as ProtocolViolationError
 from .errors import RequestTooLargeError as RequestTooLargeError
 from .errors import RpcError as RpcError
+from .errors import SnapshotError as SnapshotError
 from .errors import TooManyRequestsError as TooManyRequestsError
 from .errors import UnavailableError as UnavailableError
 from .errors import WatchCompactedError as WatchCompactedError
+from .lease import Lease as Lease
+from .lease import LeaseGrantResult as LeaseGrantResult
+from .lease import LeaseTimeToLiveResult as LeaseTimeToLiveResult
+from .types import Alarm as Alarm
+from .types import AlarmType as AlarmType
 from .types import CompactResult as CompactResult
 from .types import DeleteResult as DeleteResult
+from .types import HashKVResult as HashKVResult
+from .types import HealthResult as HealthResult
 from .types import KeyValue as KeyValue
+from .types import Member as Member
+from .types import MemberAddResult as MemberAddResult
 from .types import PutResult as PutResult
 from .types import RangeResult as RangeResult
 from .types import ResponseHeader as ResponseHeader
+from .types import StatusResult as StatusResult
 from .types import TxnResult as TxnResult
 from .watch import Event as Event
 from .watch import EventType as EventType
@@ -45,6 +58,8 @@ from .watch import WatchBatch as WatchBatch
 __version__ = "0.1.0.dev0"
 
 __all__ = [
+    "Alarm",
+    "AlarmType",
     "AuthenticationError",
     "Client",
     "CompactResult",
@@ -59,10 +74,19 @@ __all__ = [
     "EventType",
     "Filter",
     "FutureRevisionError",
+    "HashKVResult",
+    "HealthResult",
     "InvalidAuthTokenError",
     "KeyValue",
+    "LearnerNotReadyError",
+    "Lease",
     "LeaseExpiredError",
+    "LeaseGrantResult",
     "LeaseNotFoundError",
+    "LeaseTimeToLiveResult",
+    "Member",
+    "MemberAddResult",
+    "MemberNotFoundError",
     "NoLeaderError",
     "NoSpaceError",
     "PermissionDeniedError",
@@ -72,9 +96,11 @@ __all__ = [
     "RequestTooLargeError",
     "ResponseHeader",
     "RpcError",
+    "SnapshotError",
     "SortOrder",
     "SortTarget",
     "Status",
+    "StatusResult",
     "TooManyRequestsError",
     "TxnResult",
     "UnavailableError",

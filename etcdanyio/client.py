@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from collections.abc import AsyncIterator, Sequence
@@ -10,10 +11,13 @@ from typing import TYPE_CHECKING, TypeVar
 
 import anyio
 
+from ._cluster import ClusterMixin
 from ._grpc import Channel, Endpoint, GrpcError, TransportError
 from ._grpc._channel import ChannelOptions
 from ._keys import Namespace, to_bytes
 from ._kv import KVMixin
+from ._lease import LeaseMixin
+from ._maintenance import MaintenanceMixin
 from ._watch_stream import WatchMixin, WatchStream
 from .errors import translate
 
@@ -25,6 +29,9 @@ if TYPE_CHECKING:
 
     import betterproto2
     from anyio.abc import TaskGroup
+
+    from ._grpc._call import Call
+    from ._keepalive import KeepAliveStream
 
 M = TypeVar("M", bound="betterproto2.Message")
 
@@ -55,7 +62,7 @@ def parse_endpoints(endpoints: str | Sequence[str] | None) -> list[Endpoint]:
     return parsed
 
 
-class Client(KVMixin, WatchMixin):
+class Client(KVMixin, WatchMixin, ClusterMixin, MaintenanceMixin, LeaseMixin):
     """
     A connection to an etcd cluster. Create it with :func:`open_etcd`.
 
@@ -77,6 +84,7 @@ class Client(KVMixin, WatchMixin):
         self._timeout = timeout
         self._ns = Namespace(namespace)
         self._watch_stream: WatchStream | None = None
+        self._keepalive_stream: KeepAliveStream | None = None
 
     @property
     def namespace(self) -> bytes:
@@ -98,14 +106,78 @@ class Client(KVMixin, WatchMixin):
         raw = await self._call_raw(path, bytes(request), repeatable=repeatable)
         return response_type.parse(raw)
 
-    async def _call_raw(self, path: str, request: bytes, *, repeatable: bool) -> bytes:
+    async def _call_raw(
+        self, path: str, request: bytes, *, repeatable: bool, channel: Channel | None = None
+    ) -> bytes:
+        channel = channel or self._channel
         try:
             if self._timeout is None:
-                return await self._channel.unary(path, request, repeatable=repeatable)
+                return await channel.unary(path, request, repeatable=repeatable)
             with anyio.fail_after(self._timeout):
-                return await self._channel.unary(path, request, repeatable=repeatable)
+                return await channel.unary(path, request, repeatable=repeatable)
         except (GrpcError, TransportError) as exc:
             raise translate(exc, write=not repeatable) from exc
+
+    @asynccontextmanager
+    async def _endpoint_channel(self, endpoints: Sequence[str] | None) -> AsyncIterator[Channel]:
+        """
+        A channel to one member's client URLs: the client's own for ``None`` or when it is
+        connected to one of them already, else a short-lived one (the client's task group, TLS
+        context and options) closed on exit. Bad URLs raise before any I/O.
+        """
+        if endpoints is None:
+            yield self._channel
+            return
+        tls = any(e.tls for e in self._channel.endpoints)
+        parsed = [Endpoint.parse(e) for e in endpoints]
+        # A bare host:port means the client's scheme.
+        parsed = [
+            dataclasses.replace(p, tls=True) if tls and "://" not in e else p
+            for p, e in zip(parsed, endpoints, strict=True)
+        ]
+        if self._channel.current_endpoint in parsed:
+            yield self._channel
+            return
+        channel = Channel(
+            parsed,
+            self._tg,
+            ssl_context=self._channel._ssl_context,  # the context of https:// endpoints too
+            options=self._channel.options,
+        )
+        try:
+            yield channel
+        finally:
+            with anyio.CancelScope(shield=True):
+                await channel.aclose()
+
+    async def _call_at(
+        self,
+        path: str,
+        request: betterproto2.Message,
+        response_type: type[M],
+        *,
+        repeatable: bool,
+        endpoints: Sequence[str] | None,
+    ) -> M:
+        """:meth:`_call` on a connection to ``endpoints`` (one member); ``None``: the client's."""
+        async with self._endpoint_channel(endpoints) as channel:
+            raw = await self._call_raw(path, bytes(request), repeatable=repeatable, channel=channel)
+        return response_type.parse(raw)
+
+    @asynccontextmanager
+    async def _open_stream(
+        self, path: str, request: bytes, *, endpoints: Sequence[str] | None
+    ) -> AsyncIterator[Call]:
+        """
+        A server-streaming call to ``endpoints`` (one member; ``None``: the client's), its one
+        request sent. The caller translates ``_grpc`` errors; the stream is reset on exit.
+        """
+        async with (
+            self._endpoint_channel(endpoints) as channel,
+            channel.open_call(path) as call,
+        ):
+            await call.send_message(request, end=True)
+            yield call
 
 
 @asynccontextmanager

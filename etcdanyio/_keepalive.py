@@ -1,0 +1,213 @@
+"""
+The one LeaseKeepAlive stream of a client, shared by every lease it keeps alive.
+
+Each lease has a :class:`Registration`: when to send its next keepalive
+(TTL/3 after the last answer) and a local deadline (the send time of the last
+answered keepalive + TTL; the server cannot expire the lease before then).
+When the deadline passes, or etcd answers TTL <= 0 (expired or revoked), the
+lease is lost: every scope that depends on it is cancelled and the cause is
+recorded for the context manager to raise. A broken stream is reopened and
+every lease re-sent on the new one; an outage shorter than the TTL is
+survived.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import math
+import random
+from typing import TYPE_CHECKING
+
+import anyio
+
+from ._grpc import GrpcError, TransportError
+from ._grpc._headers import encode_metadata
+from ._pb import etcdserverpb as pb
+
+if TYPE_CHECKING:
+    from anyio.abc import TaskGroup
+
+    from ._grpc import Channel
+    from ._grpc._call import Call
+
+logger = logging.getLogger("etcdanyio.lease")
+
+KEEPALIVE_PATH = "/etcdserverpb.Lease/LeaseKeepAlive"
+_HASLEADER = encode_metadata([("hasleader", "true")])
+
+
+class LeaseLost(Exception):
+    """Why a lease was lost (the cause of ``LeaseExpiredError``)."""
+
+
+class Registration:
+    """A lease kept alive by the shared stream, and the scopes that depend on it."""
+
+    __slots__ = ("deadline", "id", "lost", "next_send", "scopes", "sent", "ttl")
+
+    def __init__(self, lease_id: int, ttl: int, sent_at: float, scope: anyio.CancelScope) -> None:
+        self.id = lease_id
+        self.ttl = ttl
+        self.deadline = sent_at + ttl
+        #: send times of the keepalives not answered yet, oldest first (answers come in order)
+        self.sent: collections.deque[float] = collections.deque()
+        self.next_send = sent_at + ttl / 3
+        self.lost: BaseException | None = None
+        self.scopes: set[anyio.CancelScope] = {scope}
+
+    def add(self, scope: anyio.CancelScope) -> None:
+        if self.lost is not None:
+            scope.cancel()
+        self.scopes.add(scope)
+
+    def discard(self, scope: anyio.CancelScope) -> None:
+        self.scopes.discard(scope)
+
+    def lose(self, cause: BaseException) -> None:
+        if self.lost is None:
+            self.lost = cause
+            logger.info("lease lost id=%x cause=%s", self.id, cause)
+        for scope in self.scopes:
+            scope.cancel()
+
+
+class KeepAliveStream:
+    """Keeps every registered lease alive over one LeaseKeepAlive stream."""
+
+    def __init__(self, channel: Channel, task_group: TaskGroup) -> None:
+        self._channel = channel
+        self._tg = task_group
+        self._regs: dict[int, Registration] = {}
+        self._running = False
+        self._waiter: anyio.Event | None = None
+
+    @property
+    def leases(self) -> int:
+        return len(self._regs)
+
+    def register(
+        self, lease_id: int, ttl: int, sent_at: float, scope: anyio.CancelScope
+    ) -> Registration:
+        registration = Registration(lease_id, ttl, sent_at, scope)
+        self._regs[lease_id] = registration
+        if not self._running:
+            self._running = True
+            self._tg.start_soon(self._run)
+        self._wake()
+        return registration
+
+    def unregister(self, registration: Registration) -> None:
+        if self._regs.get(registration.id) is registration:
+            del self._regs[registration.id]
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            waiter.set()
+
+    def _check_deadlines(self, now: float) -> None:
+        for registration in list(self._regs.values()):
+            if registration.lost is None and now >= registration.deadline:
+                registration.lose(
+                    LeaseLost(f"no keepalive answered within the TTL of {registration.ttl} s")
+                )
+                del self._regs[registration.id]
+
+    async def _sleep_until(self, when: float) -> None:
+        """Sleep until ``when`` or until woken by a (un)registration."""
+        waiter = self._waiter = anyio.Event()
+        delay = when - anyio.current_time()
+        if delay > 0:
+            with anyio.move_on_after(delay):
+                await waiter.wait()
+        self._waiter = None
+
+    async def _run(self) -> None:
+        failures = 0
+        try:
+            while self._regs:
+                try:
+                    await self._session()
+                    failures = 0
+                except (TransportError, GrpcError) as exc:
+                    failures += 1
+                    logger.debug("keepalive stream broke error=%r", exc)
+                    # Wait out a backoff, but keep enforcing the local deadlines meanwhile.
+                    resume = anyio.current_time() + min(
+                        1.0, 0.05 * 2 ** min(failures, 5)
+                    ) * random.uniform(0.5, 1.0)
+                    while self._regs and anyio.current_time() < resume:
+                        self._check_deadlines(anyio.current_time())
+                        earliest = min((r.deadline for r in self._regs.values()), default=resume)
+                        await self._sleep_until(min(resume, earliest))
+                    self._check_deadlines(anyio.current_time())
+                    for registration in self._regs.values():
+                        registration.next_send = 0.0  # re-send everything on the new stream
+                        registration.sent.clear()
+        finally:
+            self._running = False
+
+    async def _session(self) -> None:
+        error: BaseException | None = None
+        async with (
+            self._channel.open_call(KEEPALIVE_PATH, metadata=_HASLEADER) as call,
+            anyio.create_task_group() as tg,
+        ):
+
+            async def read() -> None:
+                nonlocal error
+                try:
+                    await self._reader(call)
+                    error = TransportError("keepalive stream ended by the server")
+                except (TransportError, GrpcError) as exc:
+                    error = exc
+                tg.cancel_scope.cancel()
+
+            tg.start_soon(read)
+            try:
+                await self._writer(call)
+            except (TransportError, GrpcError) as exc:
+                error = exc
+            tg.cancel_scope.cancel()
+        if error is not None:
+            raise error
+
+    async def _writer(self, call: Call) -> None:
+        while self._regs:
+            now = anyio.current_time()
+            self._check_deadlines(now)
+            due = [r for r in self._regs.values() if r.next_send <= now]
+            if due:
+                for registration in due:
+                    registration.sent.append(now)
+                    # Until answered, check again no sooner than TTL/3 from now.
+                    registration.next_send = now + max(registration.ttl / 3, 0.1)
+                await call.send_messages([bytes(pb.LeaseKeepAliveRequest(id=r.id)) for r in due])
+                continue
+            next_send = min((r.next_send for r in self._regs.values()), default=math.inf)
+            deadline = min((r.deadline for r in self._regs.values()), default=math.inf)
+            await self._sleep_until(min(next_send, deadline))
+
+    async def _reader(self, call: Call) -> None:
+        while True:
+            data = await call.recv_message()
+            if data is None:
+                return
+            response = pb.LeaseKeepAliveResponse.parse(data)
+            registration = self._regs.get(response.id)
+            if registration is None:
+                continue
+            if response.ttl <= 0:
+                registration.lose(LeaseLost("etcd reports the lease expired or revoked (TTL 0)"))
+                del self._regs[registration.id]
+                self._wake()
+                continue
+            registration.ttl = response.ttl
+            sent_at = registration.sent.popleft() if registration.sent else anyio.current_time()
+            # The server renewed the lease no earlier than we sent the request.
+            registration.deadline = max(registration.deadline, sent_at + response.ttl)
+            registration.next_send = anyio.current_time() + response.ttl / 3
+            self._wake()

@@ -1,0 +1,155 @@
+"""The Lease service: grant, revoke, time-to-live, list, keepalive; ``client.lease()``."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import anyio
+
+from ._grpc import GrpcError, Status, TransportError
+from ._keepalive import KeepAliveStream
+from ._pb import etcdserverpb as pb
+from ._requests import check_int, lease_id
+from .errors import LeaseNotFoundError, translate
+from .lease import Lease, LeaseGrantResult, LeaseTimeToLiveResult
+from .types import ResponseHeader
+
+if TYPE_CHECKING:
+    import betterproto2
+    from anyio.abc import TaskGroup
+
+    from ._grpc import Channel
+    from ._keys import Namespace
+
+M = TypeVar("M", bound="betterproto2.Message")
+
+_GRANT = "/etcdserverpb.Lease/LeaseGrant"
+_REVOKE = "/etcdserverpb.Lease/LeaseRevoke"
+_TTL = "/etcdserverpb.Lease/LeaseTimeToLive"
+_LEASES = "/etcdserverpb.Lease/LeaseLeases"
+_KEEPALIVE = "/etcdserverpb.Lease/LeaseKeepAlive"
+
+#: etcd's largest TTL (seconds)
+MAX_TTL = 9_000_000_000
+
+
+def _check_ttl(ttl: object) -> int:
+    value = check_int(ttl, "ttl", minimum=1)
+    if value > MAX_TTL:
+        raise ValueError(f"ttl must be at most {MAX_TTL} s, got {value}")
+    return value
+
+
+class LeaseMixin:
+    """Lease calls; relies on ``self._call``, ``self._channel`` and ``self._tg``."""
+
+    _channel: Channel
+    _tg: TaskGroup
+    _ns: Namespace
+    _keepalive_stream: KeepAliveStream | None
+    _timeout: float | None
+
+    async def _call(
+        self,
+        path: str,
+        request: betterproto2.Message,
+        response_type: type[M],
+        *,
+        repeatable: bool,
+    ) -> M:
+        raise NotImplementedError
+
+    def lease(self, ttl: int, *, id: int = 0) -> Lease:
+        """
+        A lease for an ``async with`` block: granted on entry, kept alive while
+        the block runs, revoked on exit.
+
+        If the lease is lost meanwhile (expired, revoked elsewhere, or no
+        keepalive answered within its TTL), the block is cancelled and
+        :class:`~etcdanyio.LeaseExpiredError` is raised from the ``async with``.
+
+        :param ttl: seconds; etcd raises a TTL below its minimum silently
+        :param id: ask for this lease ID (0: etcd chooses)
+        """
+        _check_ttl(ttl)
+        check_int(id, "id")
+        return Lease(self, ttl, lease_id=id)
+
+    def session(self, ttl: int = 60) -> Lease:
+        """
+        A lease to share between locks and elections (``session=``): losing it
+        cancels every scope that depends on it.
+        """
+        return self.lease(ttl)
+
+    def _keepalive(self) -> KeepAliveStream:
+        if self._keepalive_stream is None:
+            self._keepalive_stream = KeepAliveStream(self._channel, self._tg)
+        return self._keepalive_stream
+
+    async def lease_grant(self, ttl: int, *, id: int = 0) -> LeaseGrantResult:
+        """
+        Grant a lease of ``ttl`` seconds (not kept alive: see :meth:`lease`).
+
+        Not retried once sent (a retry could grant a second lease), unless an
+        ``id`` is given.
+        """
+        request = pb.LeaseGrantRequest(ttl=_check_ttl(ttl), id=check_int(id, "id"))
+        response = await self._call(_GRANT, request, pb.LeaseGrantResponse, repeatable=bool(id))
+        return LeaseGrantResult(ResponseHeader.from_pb(response.header), response.id, response.ttl)
+
+    async def lease_revoke(self, lease_id: Any) -> ResponseHeader:
+        """Revoke a lease: its keys are deleted. :raises LeaseNotFoundError: if it is gone."""
+        request = pb.LeaseRevokeRequest(id=_lease_id(lease_id))
+        response = await self._call(_REVOKE, request, pb.LeaseRevokeResponse, repeatable=True)
+        return ResponseHeader.from_pb(response.header)
+
+    async def lease_time_to_live(
+        self, lease_id: Any, *, keys: bool = False
+    ) -> LeaseTimeToLiveResult:
+        """The lease's remaining TTL (``-1``: it does not exist); its keys with ``keys=True``."""
+        request = pb.LeaseTimeToLiveRequest(id=_lease_id(lease_id), keys=bool(keys))
+        response = await self._call(_TTL, request, pb.LeaseTimeToLiveResponse, repeatable=True)
+        return LeaseTimeToLiveResult(
+            ResponseHeader.from_pb(response.header),
+            response.id,
+            response.ttl,
+            response.granted_ttl,
+            [self._ns.strip(k) for k in response.keys],
+        )
+
+    async def leases(self) -> list[int]:
+        """The IDs of every lease (etcd 3.3+)."""
+        response = await self._call(
+            _LEASES, pb.LeaseLeasesRequest(), pb.LeaseLeasesResponse, repeatable=True
+        )
+        return [status.id for status in response.leases]
+
+    async def lease_keepalive_once(self, lease_id: Any) -> int:
+        """
+        Renew a lease once; return its new TTL.
+
+        :raises LeaseNotFoundError: if it expired or was revoked
+        """
+        lease = _lease_id(lease_id)
+        try:
+            with anyio.fail_after(self._timeout) if self._timeout else contextlib.nullcontext():
+                async with self._channel.open_call(_KEEPALIVE) as call:
+                    await call.send_message(bytes(pb.LeaseKeepAliveRequest(id=lease)))
+                    data = await call.recv_message()
+        except (GrpcError, TransportError) as exc:
+            raise translate(exc, write=False) from exc
+        response = pb.LeaseKeepAliveResponse.parse(data or b"")
+        if response.ttl <= 0:
+            raise LeaseNotFoundError(
+                Status.NOT_FOUND, "etcdserver: requested lease not found", applied=False
+            )
+        return response.ttl
+
+
+def _lease_id(lease: Any) -> int:
+    value = lease_id(lease)
+    if not value:
+        raise ValueError("lease ID must not be 0")
+    return value

@@ -1,0 +1,147 @@
+"""
+Leases as scopes.
+
+.. code-block:: python
+
+    async with client.lease(ttl=10) as lease:  # granted; kept alive meanwhile
+        await client.put("service/a", "10.0.0.1", lease=lease)
+    # revoked on exit
+
+If etcd reports the lease gone while the block runs (expired, revoked
+elsewhere), or no keepalive was answered within its TTL, the block is
+cancelled and :class:`~etcdanyio.LeaseExpiredError` is raised from the
+``async with`` as itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
+
+import anyio
+
+from .errors import EtcdError, LeaseExpiredError
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncGenerator
+
+    from ._keepalive import Registration
+    from ._lease import LeaseMixin
+    from .types import ResponseHeader
+
+__all__ = ["Lease", "LeaseGrantResult", "LeaseTimeToLiveResult"]
+
+#: How long revoking a lease on exit may take (shielded).
+REVOKE_TIMEOUT = 2.0
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class LeaseGrantResult:
+    header: ResponseHeader
+    #: the lease ID
+    id: int
+    #: the TTL the server granted (it may raise a short one to its minimum)
+    ttl: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class LeaseTimeToLiveResult:
+    header: ResponseHeader
+    id: int
+    #: seconds left; -1 if the lease does not exist (expired or revoked)
+    ttl: int
+    #: the TTL granted at creation (or at the last keepalive)
+    granted_ttl: int
+    #: the keys attached, if ``keys=True`` was asked
+    keys: list[bytes]
+
+
+class Lease(anyio.AsyncContextManagerMixin):
+    """
+    A lease held for the duration of an ``async with`` block.
+
+    Granted before the body runs, kept alive on the client's shared keepalive
+    stream, revoked (shielded, bounded) when the block exits. Pass it as
+    ``lease=`` to :meth:`Client.put` and to transaction puts.
+    """
+
+    def __init__(self, client: LeaseMixin, ttl: int, *, lease_id: int = 0) -> None:
+        self._client = client
+        self._requested_ttl = ttl
+        self._requested_id = lease_id
+        #: the lease ID (valid inside the block)
+        self.id = 0
+        #: the TTL granted by the server
+        self.ttl = 0
+        self._registration: Registration | None = None
+        self._entered = False
+
+    def __repr__(self) -> str:
+        return f"Lease(id={self.id:#x}, ttl={self.ttl})"
+
+    @property
+    def lost(self) -> BaseException | None:
+        """Why the lease was lost (``None`` while it is alive)."""
+        return self._registration.lost if self._registration is not None else None
+
+    @property
+    def deadline(self) -> float:
+        """The local deadline (``anyio.current_time()`` scale) by which the next answer is due."""
+        return self._registration.deadline if self._registration is not None else 0.0
+
+    def add_dependent(self, scope: anyio.CancelScope) -> None:
+        """Cancel ``scope`` too if the lease is lost (used by locks and elections)."""
+        if self._registration is None:
+            raise RuntimeError("the lease is not active")
+        self._registration.add(scope)
+
+    def remove_dependent(self, scope: anyio.CancelScope) -> None:
+        if self._registration is not None:
+            self._registration.discard(scope)
+
+    def check(self) -> None:
+        """Raise :class:`LeaseExpiredError` if the lease is already lost."""
+        if self._registration is None:
+            raise RuntimeError("the lease is not active")
+        if self._registration.lost is not None:
+            raise LeaseExpiredError(self.id) from self._registration.lost
+
+    async def time_to_live(self, *, keys: bool = False) -> LeaseTimeToLiveResult:
+        """The lease's remaining TTL (and, with ``keys=True``, its keys)."""
+        return await self._client.lease_time_to_live(self.id, keys=keys)
+
+    async def keepalive_once(self) -> int:
+        """Renew the lease now; return the new TTL."""
+        return await self._client.lease_keepalive_once(self.id)
+
+    @asynccontextmanager
+    async def __asynccontextmanager__(self) -> AsyncGenerator[Lease]:
+        if self._entered:
+            raise RuntimeError("lease is already entered")
+        self._entered = True
+        sent_at = anyio.current_time()
+        grant = await self._client.lease_grant(self._requested_ttl, id=self._requested_id)
+        self.id, self.ttl = grant.id, grant.ttl
+        keepalive = self._client._keepalive()
+        with anyio.CancelScope() as scope:
+            registration = self._registration = keepalive.register(
+                grant.id, grant.ttl, sent_at, scope
+            )
+            try:
+                yield self
+            finally:
+                keepalive.unregister(registration)
+                # Already gone, or unreachable: then it expires by itself.
+                with (
+                    anyio.move_on_after(REVOKE_TIMEOUT, shield=True),
+                    contextlib.suppress(EtcdError),
+                ):
+                    await self._client.lease_revoke(grant.id)
+        if registration.lost is not None:
+            raise LeaseExpiredError(grant.id, _describe(registration.lost)) from registration.lost
+
+
+def _describe(cause: BaseException) -> str:
+    return f"lease lost: {cause}"
