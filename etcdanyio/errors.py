@@ -33,14 +33,17 @@ __all__ = [
     "EtcdError",
     "FutureRevisionError",
     "InvalidAuthTokenError",
+    "LearnerNotReadyError",
     "LeaseExpiredError",
     "LeaseNotFoundError",
+    "MemberNotFoundError",
     "NoLeaderError",
     "NoSpaceError",
     "PermissionDeniedError",
     "ProtocolViolationError",
     "RequestTooLargeError",
     "RpcError",
+    "SnapshotError",
     "Status",
     "TooManyRequestsError",
     "UnavailableError",
@@ -164,6 +167,17 @@ class InvalidAuthTokenError(AuthenticationError):
     """Raised when the auth token expired or the auth store changed; the client re-authenticates."""
 
 
+class MemberNotFoundError(RpcError):
+    """Raised when the member ID named in a cluster call is not a member."""
+
+
+class LearnerNotReadyError(RpcError):
+    """
+    Raised when a learner is promoted before it has caught up with the leader's log; promoting
+    it again later, once it has, succeeds.
+    """
+
+
 class DeadlineExceededError(RpcError, TimeoutError):
     """Raised when the server gave up on the request's deadline; it is also a ``TimeoutError``."""
 
@@ -177,6 +191,16 @@ class WatchCompactedError(EtcdError):
             applied=False,
         )
         self.compact_revision = compact_revision
+
+
+class SnapshotError(EtcdError):
+    """
+    Raised when a snapshot stream is not a complete, intact etcd snapshot: it ended without
+    etcd's trailing sha256, or the sha256 does not match the data before it.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, applied=False)
 
 
 class LeaseExpiredError(EtcdError):
@@ -214,6 +238,8 @@ ERROR_TABLE: dict[str, type[RpcError]] = {
     _E + "unhealthy cluster": UnavailableError,
     _E + "rpc not supported for learner": UnavailableError,
     _E + "context deadline exceeded": DeadlineExceededError,
+    _E + "member not found": MemberNotFoundError,
+    _E + "can only promote a learner member which is in sync with leader": LearnerNotReadyError,
 }
 
 #: Fallback by gRPC status, for messages not in the table.
