@@ -35,6 +35,8 @@ from .errors import WatchCompactedError as WatchCompactedError
 from .lease import Lease as Lease
 from .lease import LeaseGrantResult as LeaseGrantResult
 from .lease import LeaseTimeToLiveResult as LeaseTimeToLiveResult
+from .lock import Lock as Lock
+from .lock import LockLostError as LockLostError
 from .types import Alarm as Alarm
 from .types import AlarmType as AlarmType
 from .types import CompactResult as CompactResult
@@ -84,6 +86,8 @@ __all__ = [
     "LeaseGrantResult",
     "LeaseNotFoundError",
     "LeaseTimeToLiveResult",
+    "Lock",
+    "LockLostError",
     "Member",
     "MemberAddResult",
     "MemberNotFoundError",

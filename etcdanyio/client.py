@@ -20,6 +20,7 @@ from ._lease import LeaseMixin
 from ._maintenance import MaintenanceMixin
 from ._watch_stream import WatchMixin, WatchStream
 from .errors import translate
+from .lock import LockMixin
 
 if sys.version_info < (3, 11):
     from exceptiongroup import BaseExceptionGroup
@@ -62,7 +63,7 @@ def parse_endpoints(endpoints: str | Sequence[str] | None) -> list[Endpoint]:
     return parsed
 
 
-class Client(KVMixin, WatchMixin, ClusterMixin, MaintenanceMixin, LeaseMixin):
+class Client(KVMixin, WatchMixin, ClusterMixin, MaintenanceMixin, LeaseMixin, LockMixin):
     """
     A connection to an etcd cluster. Create it with :func:`open_etcd`.
 

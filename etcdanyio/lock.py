@@ -1,0 +1,200 @@
+"""
+Distributed locks: the fair, revision-ordered recipe of etcd's Go client.
+
+.. code-block:: python
+
+    with anyio.fail_after(5):  # a cancel scope bounds the wait
+        async with client.lock("reindex", ttl=10) as lock:
+            await client.txn(compare=[lock.is_owner()], success=[txn.put("x", "1")])
+
+A lock named ``N`` lives under the prefix ``N/``; each contender puts the key
+``N/<lease ID in hex>`` with its lease, and the one with the lowest create
+revision holds the lock. Waiters wait for their immediate predecessor only.
+This is the layout of ``etcdctl lock N`` and Go's ``concurrency.NewMutex``, so
+they exclude each other both ways.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
+
+import anyio
+
+from . import txn
+from ._keys import to_bytes
+from ._requests import SortOrder, SortTarget
+from .errors import EtcdError, LeaseExpiredError
+from .types import RangeResult
+from .watch import EventType, Filter
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncGenerator
+
+    from .client import Client
+    from .lease import Lease
+
+__all__ = ["Lock", "LockLostError"]
+
+#: How long deleting our key on exit or cancellation may take (shielded).
+CLEANUP_TIMEOUT = 2.0
+
+
+class LockLostError(LeaseExpiredError):
+    """Raised from a lock's block when its lease was lost while the lock was held."""
+
+
+async def wait_for_predecessors(client: Client, prefix: bytes, revision: int) -> None:
+    """
+    Return once no key under ``prefix`` has a create revision below ``revision``.
+
+    Waits for the immediate predecessor's deletion only, then looks again: no
+    thundering herd when the holder leaves.
+    """
+    while True:
+        before = await client.get_prefix(
+            prefix,
+            max_create_revision=revision - 1,
+            sort_target=SortTarget.CREATE,
+            sort_order=SortOrder.DESCEND,
+            limit=1,
+            keys_only=True,
+        )
+        if not before.kvs:
+            return
+        predecessor = before.kvs[0].key
+        async with client.watch(
+            predecessor,
+            start_revision=before.header.revision + 1,
+            filters=[Filter.NO_PUT],
+        ) as events:
+            async for event in events:
+                if event.type is EventType.DELETE:
+                    break
+
+
+async def enqueue(client: Client, prefix: bytes, key: bytes, value: bytes, lease: Lease) -> int:
+    """Put ``key`` (if absent) and return its create revision: the place in the queue."""
+    result = await client.txn(
+        compare=[txn.create_revision(key) == 0],
+        success=[txn.put(key, value, lease=lease)],
+        failure=[txn.get(key)],
+    )
+    if result.succeeded:
+        return result.header.revision
+    existing = result.responses[0]
+    if not isinstance(existing, RangeResult) or not existing.kvs:
+        # Our key exists (the compare failed) yet the get found none: it expired meanwhile.
+        raise LeaseExpiredError(lease.id, "lock key vanished while it was being created")
+    return existing.kvs[0].create_revision
+
+
+async def delete_quietly(client: Client, key: bytes) -> None:
+    """Delete ``key`` shielded and bounded; the lease removes it anyway if this fails."""
+    with anyio.move_on_after(CLEANUP_TIMEOUT, shield=True), contextlib.suppress(EtcdError):
+        await client.delete(key)
+
+
+class Lock(anyio.AsyncContextManagerMixin):
+    """
+    A held lock for the duration of an ``async with`` block.
+
+    :ivar key: the ownership key (bytes, without the client's namespace)
+    :ivar revision: its create revision: a fencing token for guarded writes
+    """
+
+    def __init__(
+        self,
+        client: Client,
+        name: str | bytes,
+        *,
+        ttl: int = 60,
+        timeout: float | None = None,
+        session: Lease | None = None,
+    ) -> None:
+        raw = to_bytes(name, "lock name")
+        if not raw:
+            raise ValueError("lock name must not be empty")
+        if timeout is not None and (isinstance(timeout, bool) or timeout <= 0):
+            raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+        self._client = client
+        self.name = raw
+        self.prefix = raw + b"/"
+        self._ttl = ttl
+        self._timeout = timeout
+        self._session = session
+        self.key = b""
+        self.revision = 0
+        self.lease: Lease | None = None
+
+    def is_owner(self) -> txn.Compare:
+        """A compare that holds while this lock is held: guard writes with it."""
+        if not self.key:
+            raise RuntimeError("the lock is not held")
+        return txn.create_revision(self.key) == self.revision
+
+    async def _acquire(self, lease: Lease) -> None:
+        client = self._client
+        self.key = self.prefix + b"%x" % lease.id
+        try:
+            with anyio.fail_after(self._timeout) if self._timeout else contextlib.nullcontext():
+                self.revision = await enqueue(client, self.prefix, self.key, b"", lease)
+                await wait_for_predecessors(client, self.prefix, self.revision)
+            # Our key must still be there: if the session expired meanwhile, it is not.
+            mine = await client.get(self.key)
+            if mine is None or mine.create_revision != self.revision:
+                lease.check()
+                raise LeaseExpiredError(lease.id, "lock key vanished while waiting: session lost")
+        except BaseException:
+            await delete_quietly(client, self.key)
+            raise
+
+    @asynccontextmanager
+    async def __asynccontextmanager__(self) -> AsyncGenerator[Lock]:
+        async with contextlib.AsyncExitStack() as stack:
+            if self._session is not None:
+                lease = self._session
+                lease.check()
+            else:
+                lease = await stack.enter_async_context(self._client.lease(self._ttl))
+            self.lease = lease
+            with anyio.CancelScope() as scope:
+                lease.add_dependent(scope)
+                try:
+                    await self._acquire(lease)
+                    try:
+                        yield self
+                    finally:
+                        await delete_quietly(self._client, self.key)
+                finally:
+                    lease.remove_dependent(scope)
+            if lease.lost is not None:
+                raise LockLostError(lease.id, f"lock {self.name!r} lost: {lease.lost}") from (
+                    lease.lost
+                )
+
+
+class LockMixin:
+    """``client.lock()``."""
+
+    def lock(
+        self,
+        name: str | bytes,
+        *,
+        ttl: int = 60,
+        timeout: float | None = None,
+        session: Lease | None = None,
+    ) -> Lock:
+        """
+        A distributed lock for an ``async with`` block (fair: first come, first served).
+
+        :param ttl: the TTL of the lock's own lease (ignored with ``session=``)
+        :param timeout: bounds only the wait; expiry raises ``TimeoutError`` and
+            leaves no key behind (so does any cancellation of the wait)
+        :param session: hold the lock on this lease (``client.session()``) instead
+            of a lease of its own
+        :raises LockLostError: if the lease is lost while the lock is held (the
+            block is cancelled first)
+        """
+        return Lock(self, name, ttl=ttl, timeout=timeout, session=session)  # type: ignore[arg-type]
