@@ -9,6 +9,10 @@ from ._requests import SortTarget as SortTarget
 from ._tls import tls_context as tls_context
 from .client import Client as Client
 from .client import open_etcd as open_etcd
+from .election import Election as Election
+from .election import Leadership as Leadership
+from .election import LeadershipLostError as LeadershipLostError
+from .election import NotLeaderError as NotLeaderError
 from .errors import AuthenticationError as AuthenticationError
 from .errors import CompactedError as CompactedError
 from .errors import ConnectionFailedError as ConnectionFailedError
@@ -71,6 +75,7 @@ __all__ = [
     "DeadlineExceededError",
     "DeleteResult",
     "DuplicateKeyError",
+    "Election",
     "EtcdError",
     "Event",
     "EventType",
@@ -80,6 +85,8 @@ __all__ = [
     "HealthResult",
     "InvalidAuthTokenError",
     "KeyValue",
+    "Leadership",
+    "LeadershipLostError",
     "LearnerNotReadyError",
     "Lease",
     "LeaseExpiredError",
@@ -93,6 +100,7 @@ __all__ = [
     "MemberNotFoundError",
     "NoLeaderError",
     "NoSpaceError",
+    "NotLeaderError",
     "PermissionDeniedError",
     "ProtocolViolationError",
     "PutResult",

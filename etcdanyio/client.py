@@ -19,6 +19,7 @@ from ._kv import KVMixin
 from ._lease import LeaseMixin
 from ._maintenance import MaintenanceMixin
 from ._watch_stream import WatchMixin, WatchStream
+from .election import ElectionMixin
 from .errors import translate
 from .lock import LockMixin
 
@@ -63,7 +64,9 @@ def parse_endpoints(endpoints: str | Sequence[str] | None) -> list[Endpoint]:
     return parsed
 
 
-class Client(KVMixin, WatchMixin, ClusterMixin, MaintenanceMixin, LeaseMixin, LockMixin):
+class Client(
+    KVMixin, WatchMixin, ClusterMixin, MaintenanceMixin, LeaseMixin, LockMixin, ElectionMixin
+):
     """
     A connection to an etcd cluster. Create it with :func:`open_etcd`.
 

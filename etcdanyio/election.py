@@ -1,0 +1,250 @@
+"""
+Leader elections: the recipe of etcd's Go client (``concurrency.NewElection``).
+
+.. code-block:: python
+
+    election = client.election("service-leader")
+    async with election.campaign(b"node-1", ttl=10) as leadership:  # waits to win
+        await leadership.proclaim(b"node-1 v2")
+    # resigned on exit
+
+    async with election.observe() as leaders:  # each leader change; None: nobody leads
+        async for kv in leaders:
+            ...
+
+Candidates queue under ``name + "/"`` exactly as for a lock; the key with the
+lowest create revision leads and its value is the leader's proclamation. The
+same keys as ``etcdctl elect`` and Go's election, so they interoperate.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
+
+import anyio
+
+from . import txn
+from ._keys import to_bytes
+from ._requests import SortOrder, SortTarget
+from .errors import EtcdError, LeaseExpiredError
+from .lock import delete_quietly, enqueue, wait_for_predecessors
+from .watch import EventType
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncGenerator, AsyncIterator
+
+    from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+    from typing_extensions import Self
+
+    from .client import Client
+    from .lease import Lease
+    from .types import KeyValue
+
+__all__ = ["Election", "Leadership", "LeadershipLostError", "NotLeaderError", "Observation"]
+
+
+class NotLeaderError(EtcdError):
+    """Raised by ``proclaim``/``resign`` when this campaign no longer leads."""
+
+    def __init__(self, message: str = "this campaign is not the leader") -> None:
+        super().__init__(message, applied=False)
+
+
+class LeadershipLostError(LeaseExpiredError):
+    """Raised from a campaign's block when its lease was lost while it led."""
+
+
+class Leadership:
+    """What a won campaign holds: its key, revision and current value."""
+
+    def __init__(self, client: Client, key: bytes, revision: int, value: bytes, lease: Lease):
+        self._client = client
+        #: the leader key (without the client's namespace)
+        self.key = key
+        #: its create revision: a fencing token
+        self.revision = revision
+        #: the value last proclaimed
+        self.value = value
+        self.lease = lease
+        self._resigned = False
+
+    def is_leader(self) -> txn.Compare:
+        """A compare that holds while this campaign leads: guard writes with it."""
+        return txn.create_revision(self.key) == self.revision
+
+    async def proclaim(self, value: str | bytes) -> None:
+        """Announce a new value without giving up leadership."""
+        data = to_bytes(value, "value")
+        result = await self._client.txn(
+            compare=[self.is_leader()],
+            success=[txn.put(self.key, data, ignore_lease=True)],
+        )
+        if not result.succeeded:
+            raise NotLeaderError
+        self.value = data
+
+    async def resign(self) -> None:
+        """Give up leadership now (also done when the block exits)."""
+        if self._resigned:
+            return
+        self._resigned = True
+        await self._client.txn(compare=[self.is_leader()], success=[txn.delete(self.key)])
+
+
+class Observation:
+    """The leader changes seen by :meth:`Election.observe`; ``None`` means no leader."""
+
+    def __init__(self, receive: MemoryObjectReceiveStream[KeyValue | None]) -> None:
+        self._receive = receive
+        self.error: BaseException | None = None
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> KeyValue | None:
+        try:
+            return await self._receive.receive()
+        except anyio.EndOfStream:
+            if self.error is not None:
+                raise self.error from None
+            raise StopAsyncIteration from None
+
+
+class Election:
+    """An election named ``name`` (its candidates live under ``name + "/"``)."""
+
+    def __init__(self, client: Client, name: str | bytes) -> None:
+        raw = to_bytes(name, "election name")
+        if not raw:
+            raise ValueError("election name must not be empty")
+        self._client = client
+        self.name = raw
+        self.prefix = raw + b"/"
+
+    async def leader(self) -> KeyValue | None:
+        """The current leader's key and value, or ``None`` when nobody leads."""
+        result = await self._client.get_prefix(
+            self.prefix, sort_target=SortTarget.CREATE, sort_order=SortOrder.ASCEND, limit=1
+        )
+        return result.kvs[0] if result.kvs else None
+
+    @asynccontextmanager
+    async def campaign(
+        self, value: str | bytes, *, ttl: int = 60, session: Lease | None = None
+    ) -> AsyncGenerator[Leadership]:
+        """
+        Wait to become the leader, then lead for the block's duration.
+
+        Leaving the block resigns. If the lease is lost while leading, the
+        block is cancelled and :class:`LeadershipLostError` is raised.
+        Bound the wait with a cancel scope; a cancelled candidate leaves no key.
+        """
+        data = to_bytes(value, "value")
+        client = self._client
+        async with contextlib.AsyncExitStack() as stack:
+            if session is not None:
+                lease = session
+                lease.check()
+            else:
+                lease = await stack.enter_async_context(client.lease(ttl))
+            key = self.prefix + b"%x" % lease.id
+            with anyio.CancelScope() as scope:
+                lease.add_dependent(scope)
+                try:
+                    try:
+                        revision = await enqueue(client, self.prefix, key, data, lease)
+                        current = await client.get(key)
+                        if current is not None and current.value != data:
+                            await client.put(key, data, ignore_lease=True)
+                        await wait_for_predecessors(client, self.prefix, revision)
+                        mine = await client.get(key)
+                        if mine is None or mine.create_revision != revision:
+                            lease.check()
+                            raise LeaseExpiredError(lease.id, "campaign key vanished: session lost")
+                    except BaseException:
+                        await delete_quietly(client, key)
+                        raise
+                    leadership = Leadership(client, key, revision, data, lease)
+                    try:
+                        yield leadership
+                    finally:
+                        leadership._resigned = True
+                        await delete_quietly(client, key)
+                finally:
+                    lease.remove_dependent(scope)
+            if lease.lost is not None:
+                raise LeadershipLostError(
+                    lease.id, f"leadership of {self.name!r} lost: {lease.lost}"
+                ) from lease.lost
+
+    @asynccontextmanager
+    async def observe(self) -> AsyncIterator[Observation]:
+        """
+        The current leader, then every change: a new leader, a new proclamation,
+        or ``None`` when nobody leads. Iteration ends with an error (never
+        silently) if observing becomes impossible.
+        """
+        send, receive = anyio.create_memory_object_stream["KeyValue | None"](math.inf)
+        observation = Observation(receive)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._observe, send, observation)
+            try:
+                yield observation
+            finally:
+                tg.cancel_scope.cancel()
+                receive.close()
+
+    async def _observe(
+        self, send: MemoryObjectSendStream[KeyValue | None], observation: Observation
+    ) -> None:
+        client = self._client
+        with send:
+            try:
+                last: tuple[bytes, int, bytes] | None = None
+                first = True
+                while True:
+                    current = await client.get_prefix(
+                        self.prefix,
+                        sort_target=SortTarget.CREATE,
+                        sort_order=SortOrder.ASCEND,
+                        limit=1,
+                    )
+                    leader = current.kvs[0] if current.kvs else None
+                    state = (leader.key, leader.create_revision, leader.value) if leader else None
+                    if first or state != last:
+                        send.send_nowait(leader)
+                        first = False
+                        last = state
+                    # Watch the whole prefix from after that read: a new candidate when
+                    # nobody leads, or a proclamation or deletion of the leader key.
+                    async with client.watch(
+                        self.prefix, prefix=True, start_revision=current.header.revision + 1
+                    ) as events:
+                        async for event in events:
+                            kv = event.kv
+                            if leader is None:
+                                if event.type is EventType.PUT:
+                                    # Nobody led: the first candidate to appear leads.
+                                    leader = kv
+                                    send.send_nowait(kv)
+                                    last = (kv.key, kv.create_revision, kv.value)
+                                continue
+                            if kv.key != leader.key:
+                                continue
+                            if event.type is EventType.DELETE:
+                                break  # the leader left: read who leads now
+                            send.send_nowait(kv)
+                            last = (kv.key, kv.create_revision, kv.value)
+            except EtcdError as exc:
+                observation.error = exc
+
+
+class ElectionMixin:
+    """``client.election()``."""
+
+    def election(self, name: str | bytes) -> Election:
+        """The election named ``name``, compatible with ``etcdctl elect name``."""
+        return Election(self, name)  # type: ignore[arg-type]
