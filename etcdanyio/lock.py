@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import contextlib
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import anyio
 
 from . import txn
-from ._keys import to_bytes
-from ._requests import SortOrder, SortTarget
+from ._keys import to_bytes, to_key
+from ._pb import v3lockpb
+from ._requests import SortOrder, SortTarget, lease_id
 from .errors import EtcdError, LeaseExpiredError
 from .types import RangeResult
 from .watch import EventType, Filter
@@ -32,10 +33,17 @@ from .watch import EventType, Filter
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator
 
+    import betterproto2
+
+    from ._keys import Namespace
     from .client import Client
     from .lease import Lease
 
 __all__ = ["Lock", "LockLostError"]
+
+M = TypeVar("M", bound="betterproto2.Message")
+_LOCK = "/v3lockpb.Lock/Lock"
+_UNLOCK = "/v3lockpb.Lock/Unlock"
 
 #: How long deleting our key on exit or cancellation may take (shielded).
 CLEANUP_TIMEOUT = 2.0
@@ -176,7 +184,44 @@ class Lock(anyio.AsyncContextManagerMixin):
 
 
 class LockMixin:
-    """``client.lock()``."""
+    """``client.lock()`` and the server-side v3lock service."""
+
+    _ns: Namespace
+
+    async def _call(
+        self,
+        path: str,
+        request: betterproto2.Message,
+        response_type: type[M],
+        *,
+        repeatable: bool,
+    ) -> M:
+        raise NotImplementedError
+
+    async def lock_acquire(self, name: str | bytes, *, lease: Lease | int) -> bytes:
+        """
+        Take the lock ``name`` with etcd's v3lock service (``Lock`` RPC); return its key.
+
+        Blocks until the lock is held; cancelling the wait removes the waiter's
+        key on the server. The lease is required and must be kept alive (a
+        ``client.lease()`` or ``client.session()``): with lease 0 the server
+        would grant a 60 s lease it never renews, and the lock would vanish.
+        Prefer :meth:`lock`, which also fences and cleans up.
+        """
+        raw = to_bytes(name, "lock name")
+        if not raw:
+            raise ValueError("lock name must not be empty")
+        lease_value = lease_id(lease)
+        if not lease_value:
+            raise ValueError("the v3lock service needs a kept-alive lease, got lease 0")
+        request = v3lockpb.LockRequest(name=self._ns.key(raw), lease=lease_value)
+        response = await self._call(_LOCK, request, v3lockpb.LockResponse, repeatable=False)
+        return self._ns.strip(response.key)
+
+    async def lock_release(self, key: str | bytes) -> None:
+        """Release a lock taken with :meth:`lock_acquire` (``Unlock`` RPC)."""
+        request = v3lockpb.UnlockRequest(key=self._ns.key(to_key(key)))
+        await self._call(_UNLOCK, request, v3lockpb.UnlockResponse, repeatable=True)
 
     def lock(
         self,
