@@ -3,6 +3,9 @@
 import contextlib
 
 from . import txn as txn
+from ._auth import AuthStatus as AuthStatus
+from ._auth import Permission as Permission
+from ._auth import RolePermission as RolePermission
 from ._grpc import Status as Status
 from ._requests import SortOrder as SortOrder
 from ._requests import SortTarget as SortTarget
@@ -66,6 +69,7 @@ __version__ = "0.1.0.dev0"
 __all__ = [
     "Alarm",
     "AlarmType",
+    "AuthStatus",
     "AuthenticationError",
     "Client",
     "CompactResult",
@@ -101,12 +105,14 @@ __all__ = [
     "NoLeaderError",
     "NoSpaceError",
     "NotLeaderError",
+    "Permission",
     "PermissionDeniedError",
     "ProtocolViolationError",
     "PutResult",
     "RangeResult",
     "RequestTooLargeError",
     "ResponseHeader",
+    "RolePermission",
     "RpcError",
     "SnapshotError",
     "SortOrder",

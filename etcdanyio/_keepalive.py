@@ -14,6 +14,7 @@ survived.
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 import math
 import random
@@ -21,11 +22,14 @@ from typing import TYPE_CHECKING
 
 import anyio
 
+from ._auth import REAUTHENTICATE
 from ._grpc import GrpcError, TransportError
-from ._grpc._headers import encode_metadata
 from ._pb import etcdserverpb as pb
+from .errors import EtcdError
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
     from anyio.abc import TaskGroup
 
     from ._grpc import Channel
@@ -34,7 +38,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger("etcdanyio.lease")
 
 KEEPALIVE_PATH = "/etcdserverpb.Lease/LeaseKeepAlive"
-_HASLEADER = encode_metadata([("hasleader", "true")])
 
 
 class LeaseLost(Exception):
@@ -75,8 +78,18 @@ class Registration:
 class KeepAliveStream:
     """Keeps every registered lease alive over one LeaseKeepAlive stream."""
 
-    def __init__(self, channel: Channel, task_group: TaskGroup) -> None:
+    def __init__(
+        self,
+        channel: Channel,
+        task_group: TaskGroup,
+        *,
+        metadata: Callable[[], bytes],
+        reauthenticate: Callable[[bytes], Awaitable[None]],
+    ) -> None:
         self._channel = channel
+        self._metadata = metadata
+        self._reauthenticate = reauthenticate
+        self._session_metadata = b""
         self._tg = task_group
         self._regs: dict[int, Registration] = {}
         self._running = False
@@ -135,6 +148,11 @@ class KeepAliveStream:
                 except (TransportError, GrpcError) as exc:
                     failures += 1
                     logger.debug("keepalive stream broke error=%r", exc)
+                    if isinstance(exc, GrpcError) and exc.message in REAUTHENTICATE:
+                        # A fresh token for the next stream; if that fails, the leases
+                        # run into their local deadlines like in any outage.
+                        with contextlib.suppress(EtcdError):
+                            await self._reauthenticate(self._session_metadata)
                     # Wait out a backoff, but keep enforcing the local deadlines meanwhile.
                     resume = anyio.current_time() + min(
                         1.0, 0.05 * 2 ** min(failures, 5)
@@ -152,8 +170,9 @@ class KeepAliveStream:
 
     async def _session(self) -> None:
         error: BaseException | None = None
+        self._session_metadata = self._metadata()
         async with (
-            self._channel.open_call(KEEPALIVE_PATH, metadata=_HASLEADER) as call,
+            self._channel.open_call(KEEPALIVE_PATH, metadata=self._metadata()) as call,
             anyio.create_task_group() as tg,
         ):
 

@@ -170,7 +170,7 @@ class KVMixin:
         :raises CompactedError: if ``revision`` has been compacted
         :raises ValueError: if ``end`` does not sort after ``start``, or an option is negative
         """
-        key, range_end = key_range(start, end)
+        key, range_end = key_range(start, to_bytes(end, "range end"))
         return await self._range(
             key,
             range_end,
@@ -232,7 +232,7 @@ class KVMixin:
         serializable: bool = False,
     ) -> RangePager:
         """Like :meth:`iter_prefix`, over the keys in ``[start, end)``."""
-        key, range_end = key_range(start, end)
+        key, range_end = key_range(start, to_bytes(end, "range end"))
         return RangePager(
             self,
             key,
@@ -263,7 +263,7 @@ class KVMixin:
         self, start: str | bytes, end: str | bytes, *, prev_kv: bool = False
     ) -> DeleteResult:
         """Delete the keys in ``[start, end)`` (``end=b"\\0"``: to the last key)."""
-        key, range_end = key_range(start, end)
+        key, range_end = key_range(start, to_bytes(end, "range end"))
         return await self._delete(key, range_end, prev_kv)
 
     async def txn(

@@ -50,6 +50,12 @@ class LeaseMixin:
     _keepalive_stream: KeepAliveStream | None
     _timeout: float | None
 
+    def _stream_metadata(self) -> bytes:
+        raise NotImplementedError
+
+    async def _reauthenticate(self, stale: bytes) -> None:
+        raise NotImplementedError
+
     async def _call(
         self,
         path: str,
@@ -85,7 +91,12 @@ class LeaseMixin:
 
     def _keepalive(self) -> KeepAliveStream:
         if self._keepalive_stream is None:
-            self._keepalive_stream = KeepAliveStream(self._channel, self._tg)
+            self._keepalive_stream = KeepAliveStream(
+                self._channel,
+                self._tg,
+                metadata=self._stream_metadata,
+                reauthenticate=self._reauthenticate,
+            )
         return self._keepalive_stream
 
     async def lease_grant(self, ttl: int, *, id: int = 0) -> LeaseGrantResult:
@@ -135,7 +146,9 @@ class LeaseMixin:
         lease = _lease_id(lease_id)
         try:
             with anyio.fail_after(self._timeout) if self._timeout else contextlib.nullcontext():
-                async with self._channel.open_call(_KEEPALIVE) as call:
+                async with self._channel.open_call(
+                    _KEEPALIVE, metadata=self._stream_metadata()
+                ) as call:
                     await call.send_message(bytes(pb.LeaseKeepAliveRequest(id=lease)))
                     data = await call.recv_message()
         except (GrpcError, TransportError) as exc:

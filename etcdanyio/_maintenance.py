@@ -14,7 +14,7 @@ import hashlib
 import inspect
 import os
 import tempfile
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import anyio
 
@@ -56,6 +56,12 @@ _DOWNGRADE_ACTIONS = {
     "enable": pb.DowngradeRequestDowngradeAction.ENABLE,
     "cancel": pb.DowngradeRequestDowngradeAction.CANCEL,
 }
+
+
+class SupportsWrite(Protocol):
+    """A binary file object: ``io.BytesIO``, ``open(path, "wb")``, or an async file."""
+
+    def write(self, data: Any, /) -> object: ...
 
 
 def _one(endpoint: object) -> list[str] | None:
@@ -401,7 +407,7 @@ class MaintenanceMixin:
 
     async def snapshot(
         self,
-        dest: str | os.PathLike[str] | Any,
+        dest: str | os.PathLike[str] | SupportsWrite,
         *,
         progress: Callable[[int], object] | None = None,
         endpoint: str | None = None,
@@ -417,7 +423,8 @@ class MaintenanceMixin:
             once complete and verified, and removed on any failure or cancellation; or a
             binary file object with ``write(bytes)`` (``io.BytesIO``, ``open(p, "wb")``, or an
             async file whose ``write`` is awaited), left as far as it got on failure
-        :param progress: called with the number of bytes received so far after each chunk
+        :param progress: called with the number of bytes received so far after each chunk;
+            an exception it raises ends the snapshot (and propagates)
         :param endpoint: a client URL of the member; ``None``: the member this client is
             connected to
         :return: the number of bytes written (the size of the snapshot, trailer included)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import collections
 from typing import TYPE_CHECKING, Any
 
+from ._requests import check_int
+
 if TYPE_CHECKING:
     from typing_extensions import Self
 
@@ -32,8 +34,7 @@ class RangePager:
         revision: int,
         options: dict[str, Any],
     ) -> None:
-        if isinstance(page_size, bool) or page_size < 1:
-            raise ValueError(f"page_size must be a positive int, got {page_size!r}")
+        check_int(page_size, "page_size", minimum=1)
         self._client = client
         self._next = start
         self._end = end

@@ -54,6 +54,8 @@ def check_int(value: object, what: str, *, minimum: int = 0) -> int:
     if not isinstance(value, int) or isinstance(value, bool):
         raise TypeError(f"{what} must be an int, got {value!r} ({type(value).__name__})")
     if value < minimum:
+        if minimum == 1:
+            raise ValueError(f"{what} must be a positive int, got {value}")
         qualifier = "negative" if minimum == 0 else f"below {minimum}"
         raise ValueError(f"{what} must not be {qualifier}, got {value}")
     if value >= 2**63:

@@ -25,21 +25,22 @@ import contextlib
 import dataclasses
 import logging
 import random
+import re
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
 import anyio
 
+from ._auth import REAUTHENTICATE
 from ._codec import WatchResponse, decode_watch_response
 from ._grpc import GrpcError, Status, TransportError
-from ._grpc._headers import encode_metadata
 from ._pb import etcdserverpb as pb
 from ._requests import check_int, key_range
 from .errors import EtcdError, WatchCompactedError, rpc_error, translate
 from .watch import Event, Filter, Watch, WatchBatch
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Iterable
+    from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 
     from anyio.abc import TaskGroup
 
@@ -50,7 +51,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger("etcdanyio.watch")
 
 WATCH_PATH = "/etcdserverpb.Watch/Watch"
-_HASLEADER = encode_metadata([("hasleader", "true")])
 _PROGRESS_REQUEST = bytes(pb.WatchRequest(progress_request=pb.WatchProgressRequest()))
 
 
@@ -212,8 +212,19 @@ def _strip(ns: Namespace, events: list[Event]) -> list[Event]:
 class WatchStream:
     """The multiplexed Watch stream of one client (started on the first watch)."""
 
-    def __init__(self, channel: Channel, task_group: TaskGroup, ns: Namespace) -> None:
+    def __init__(
+        self,
+        channel: Channel,
+        task_group: TaskGroup,
+        ns: Namespace,
+        *,
+        metadata: Callable[[], bytes],
+        reauthenticate: Callable[[bytes], Awaitable[None]],
+    ) -> None:
         self._channel = channel
+        self._metadata = metadata
+        self._reauthenticate = reauthenticate
+        self._session_metadata = b""
         self._tg = task_group
         self._ns = ns
         self._live: set[Watcher] = set()
@@ -307,6 +318,12 @@ class WatchStream:
                 try:
                     await self._session()
                 except (TransportError, GrpcError) as exc:
+                    if isinstance(exc, GrpcError) and exc.message in REAUTHENTICATE:
+                        try:  # a fresh token, then the same watches again
+                            await self._reauthenticate(self._session_metadata)
+                            continue
+                        except EtcdError as auth_error:
+                            exc = GrpcError(Status.UNAUTHENTICATED, auth_error.message)
                     error = translate(exc, write=False)
                     logger.debug("watch stream broke error=%r", error)
                     for watcher in list(self._live):
@@ -323,7 +340,8 @@ class WatchStream:
 
     async def _session(self) -> None:
         error: BaseException | None = None
-        async with self._channel.open_call(WATCH_PATH, metadata=_HASLEADER) as call:
+        self._session_metadata = metadata = self._metadata()
+        async with self._channel.open_call(WATCH_PATH, metadata=metadata) as call:
             # A new stream: every live watcher is created again, with a fresh ID,
             # from the next revision it needs. Requests for the old stream are moot.
             self._outbox.clear()
@@ -390,6 +408,9 @@ class WatchStream:
         if found is None:
             return  # a watch we cancelled or replaced
         watcher = found
+        if response.canceled and _cancel_reason(response.cancel_reason)[1] in REAUTHENTICATE:
+            # The stream's token is stale: reconnect with a fresh one (the watch is kept).
+            raise GrpcError(Status.UNAUTHENTICATED, _cancel_reason(response.cancel_reason)[1])
         if response.created:
             if response.canceled:
                 self._by_id.pop(watch_id, None)
@@ -414,11 +435,25 @@ class WatchStream:
             watcher.on_progress(revision)
 
 
+_WRAPPED = re.compile(r"rpc error: code = (\w+) desc = (.*)", re.DOTALL)
+
+
+def _cancel_reason(reason: str) -> tuple[Status, str]:
+    """etcd sometimes wraps a cancel reason as a gRPC error string: unwrap it."""
+    match = _WRAPPED.fullmatch(reason)
+    if match is None:
+        return Status.CANCELLED, reason
+    # "PermissionDenied" -> PERMISSION_DENIED
+    name = re.sub(r"(?<!^)(?=[A-Z])", "_", match.group(1)).upper()
+    status = Status.__members__.get(name, Status.UNKNOWN)
+    return status, match.group(2)
+
+
 def _cancel_error(response: WatchResponse) -> EtcdError:
     if response.compact_revision:
         return WatchCompactedError(response.compact_revision)
-    reason = response.cancel_reason or "etcdserver: watch canceled"
-    return rpc_error(Status.CANCELLED, reason, applied=False)
+    status, reason = _cancel_reason(response.cancel_reason or "etcdserver: watch canceled")
+    return rpc_error(status, reason, applied=False)
 
 
 class WatchMixin:
@@ -429,6 +464,12 @@ class WatchMixin:
     _ns: Namespace
     _timeout: float | None
     _watch_stream: WatchStream | None
+
+    def _stream_metadata(self) -> bytes:
+        raise NotImplementedError
+
+    async def _reauthenticate(self, stale: bytes) -> None:
+        raise NotImplementedError
 
     @asynccontextmanager
     async def watch(
@@ -510,7 +551,13 @@ class WatchMixin:
 
     def _watches(self) -> WatchStream:
         if self._watch_stream is None:
-            self._watch_stream = WatchStream(self._channel, self._tg, self._ns)
+            self._watch_stream = WatchStream(
+                self._channel,
+                self._tg,
+                self._ns,
+                metadata=self._stream_metadata,
+                reauthenticate=self._reauthenticate,
+            )
         return self._watch_stream
 
 

@@ -11,13 +11,16 @@ from typing import TYPE_CHECKING, TypeVar
 
 import anyio
 
+from ._auth import REAUTHENTICATE, AuthMixin, Credentials
 from ._cluster import ClusterMixin
-from ._grpc import Channel, Endpoint, GrpcError, TransportError
+from ._grpc import Channel, Endpoint, GrpcError, Status, TransportError
 from ._grpc._channel import ChannelOptions
+from ._grpc._headers import encode_metadata
 from ._keys import Namespace, to_bytes
 from ._kv import KVMixin
 from ._lease import LeaseMixin
 from ._maintenance import MaintenanceMixin
+from ._pb import etcdserverpb as pb
 from ._watch_stream import WatchMixin, WatchStream
 from .election import ElectionMixin
 from .errors import translate
@@ -65,7 +68,14 @@ def parse_endpoints(endpoints: str | Sequence[str] | None) -> list[Endpoint]:
 
 
 class Client(
-    KVMixin, WatchMixin, ClusterMixin, MaintenanceMixin, LeaseMixin, LockMixin, ElectionMixin
+    KVMixin,
+    WatchMixin,
+    ClusterMixin,
+    MaintenanceMixin,
+    LeaseMixin,
+    LockMixin,
+    ElectionMixin,
+    AuthMixin,
 ):
     """
     A connection to an etcd cluster. Create it with :func:`open_etcd`.
@@ -82,6 +92,7 @@ class Client(
         *,
         timeout: float | None,
         namespace: bytes = b"",
+        credentials: Credentials | None = None,
     ) -> None:
         self._channel = channel
         self._tg = task_group
@@ -89,6 +100,10 @@ class Client(
         self._ns = Namespace(namespace)
         self._watch_stream: WatchStream | None = None
         self._keepalive_stream: KeepAliveStream | None = None
+        self._credentials = credentials
+        #: the encoded ``token`` metadata of every call (empty without auth)
+        self._token_metadata = b""
+        self._auth_lock = anyio.Lock()
 
     @property
     def namespace(self) -> bytes:
@@ -113,14 +128,57 @@ class Client(
     async def _call_raw(
         self, path: str, request: bytes, *, repeatable: bool, channel: Channel | None = None
     ) -> bytes:
-        channel = channel or self._channel
+        channel = self._channel if channel is None else channel
+        metadata = self._token_metadata
         try:
-            if self._timeout is None:
-                return await channel.unary(path, request, repeatable=repeatable)
-            with anyio.fail_after(self._timeout):
-                return await channel.unary(path, request, repeatable=repeatable)
+            try:
+                return await self._unary(channel, path, request, repeatable, metadata)
+            except GrpcError as exc:
+                if not (self._credentials and exc.message in REAUTHENTICATE):
+                    raise
+            # The token expired or the auth store moved on; the server refused the
+            # request before applying it, so a retry with a fresh token is safe.
+            await self._reauthenticate(metadata)
+            return await self._unary(channel, path, request, repeatable, self._token_metadata)
         except (GrpcError, TransportError) as exc:
+            if isinstance(exc, GrpcError) and (
+                exc.status == Status.DEADLINE_EXCEEDED or exc.message in _DEADLINE_MESSAGES
+            ):
+                await _let_deadline_fire()
             raise translate(exc, write=not repeatable) from exc
+
+    async def _unary(
+        self, channel: Channel, path: str, request: bytes, repeatable: bool, metadata: bytes
+    ) -> bytes:
+        if self._timeout is None:
+            return await channel.unary(path, request, repeatable=repeatable, metadata=metadata)
+        with anyio.fail_after(self._timeout):
+            return await channel.unary(path, request, repeatable=repeatable, metadata=metadata)
+
+    async def _authenticate(self) -> None:
+        """Get a token with the client's credentials (no token is sent for this call)."""
+        credentials = self._credentials
+        assert credentials is not None
+        try:
+            raw = await self._channel.unary(
+                "/etcdserverpb.Auth/Authenticate", bytes(credentials.request()), repeatable=True
+            )
+        except (GrpcError, TransportError) as exc:
+            raise translate(exc, write=False) from None  # the request held the password
+        token = pb.AuthenticateResponse.parse(raw).token
+        self._token_metadata = encode_metadata([("token", token)])
+
+    async def _reauthenticate(self, stale: bytes) -> None:
+        """Authenticate again, once for every task that saw the token ``stale`` fail."""
+        if self._credentials is None:
+            return
+        async with self._auth_lock:
+            if self._token_metadata == stale:
+                await self._authenticate()
+
+    def _stream_metadata(self) -> bytes:
+        """Metadata for long-lived streams: the token, and ``hasleader: true``."""
+        return self._token_metadata + _HASLEADER
 
     @asynccontextmanager
     async def _endpoint_channel(self, endpoints: Sequence[str] | None) -> AsyncIterator[Channel]:
@@ -142,6 +200,8 @@ class Client(
         if self._channel.current_endpoint in parsed:
             yield self._channel
             return
+        if self._channel._closed:  # the task group is gone too
+            raise anyio.ClosedResourceError
         channel = Channel(
             parsed,
             self._tg,
@@ -178,7 +238,7 @@ class Client(
         """
         async with (
             self._endpoint_channel(endpoints) as channel,
-            channel.open_call(path) as call,
+            channel.open_call(path, metadata=self._token_metadata) as call,
         ):
             await call.send_message(request, end=True)
             yield call
@@ -197,6 +257,8 @@ async def open_etcd(
     max_send_message: int = 2**31 - 1,
     tls_server_hostname: str | None = None,
     namespace: str | bytes | None = None,
+    username: str | None = None,
+    password: str | None = None,
 ) -> AsyncIterator[Client]:
     """
     Open a client; leaving the block closes every connection and background task.
@@ -217,9 +279,19 @@ async def open_etcd(
         against, for endpoints given by IP address
     :param namespace: a prefix added to every key sent and stripped from every
         key returned, so that the client sees only its part of the keyspace
+    :param username: etcd user; the client authenticates before the block runs,
+        sends the token on every call and stream, and authenticates again by
+        itself when the token expires
+    :param password: that user's password (never shown in reprs or errors)
+    :raises AuthenticationError: if the credentials are wrong
     """
     parsed = parse_endpoints(endpoints)
     prefix = to_bytes(namespace, "namespace") if namespace is not None else b""
+    if (username is None) != (password is None):
+        raise ValueError("give both username and password, or neither")
+    credentials = (
+        Credentials(username, password) if username is not None and password is not None else None
+    )
     for name, value in (("timeout", timeout), ("connect_timeout", connect_timeout)):
         if value is not None and (isinstance(value, bool) or value <= 0):
             raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
@@ -236,7 +308,12 @@ async def open_etcd(
         async with anyio.create_task_group() as tg:
             channel = Channel(parsed, tg, ssl_context=ssl_context, options=options)
             try:
-                yield Client(channel, tg, timeout=timeout, namespace=prefix)
+                client = Client(
+                    channel, tg, timeout=timeout, namespace=prefix, credentials=credentials
+                )
+                if credentials is not None:
+                    await client._authenticate()
+                yield client
             except BaseException as exc:
                 body_error = exc
                 raise
@@ -249,3 +326,20 @@ async def open_etcd(
         if body_error is not None and group.exceptions == (body_error,):
             raise body_error from body_error.__cause__
         raise
+
+
+_HASLEADER = encode_metadata([("hasleader", "true")])
+#: etcd 3.5.1 reports the expired grpc-timeout as UNKNOWN with this text
+_DEADLINE_MESSAGES = frozenset(
+    {"context deadline exceeded", "etcdserver: context deadline exceeded"}
+)
+
+
+async def _let_deadline_fire() -> None:
+    """
+    etcd answered DEADLINE_EXCEEDED for the deadline we sent it: if that was the
+    caller's own cancel scope, let the scope fire (it is due now) so the caller
+    sees its ``TimeoutError`` or ``move_on_after``, not an error of ours.
+    """
+    if anyio.current_effective_deadline() <= anyio.current_time():
+        await anyio.sleep_forever()

@@ -238,9 +238,15 @@ ERROR_TABLE: dict[str, type[RpcError]] = {
     _E + "unhealthy cluster": UnavailableError,
     _E + "rpc not supported for learner": UnavailableError,
     _E + "context deadline exceeded": DeadlineExceededError,
+    # etcd 3.5.1 answers an expired grpc-timeout with code UNKNOWN and Go's plain text.
+    "context deadline exceeded": DeadlineExceededError,
     _E + "member not found": MemberNotFoundError,
     _E + "can only promote a learner member which is in sync with leader": LearnerNotReadyError,
 }
+
+#: Unavailability that etcd reports from its interceptor, before the request
+#: reaches its handler: the request certainly was not applied.
+REJECTED_BEFORE_APPLY = frozenset({_E + "rpc not supported for learner"})
 
 #: Fallback by gRPC status, for messages not in the table.
 STATUS_TABLE: dict[Status, type[RpcError]] = {
@@ -273,12 +279,17 @@ def translate(exc: GrpcError | TransportError, *, write: bool) -> EtcdError:
     if isinstance(exc, GrpcError):
         # A status from the server: a rejected request was not applied, except
         # that after a timeout or unavailability the outcome of a write is unknown.
-        unknown = write and exc.status in (
-            Status.UNAVAILABLE,
-            Status.DEADLINE_EXCEEDED,
-            Status.CANCELLED,
-            Status.UNKNOWN,
-            Status.INTERNAL,
+        unknown = (
+            write
+            and exc.status
+            in (
+                Status.UNAVAILABLE,
+                Status.DEADLINE_EXCEEDED,
+                Status.CANCELLED,
+                Status.UNKNOWN,
+                Status.INTERNAL,
+            )
+            and exc.message not in REJECTED_BEFORE_APPLY
         )
         error: EtcdError = rpc_error(exc.status, exc.message, applied=None if unknown else False)
     elif isinstance(exc, UnreachableError):

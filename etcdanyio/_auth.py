@@ -1,0 +1,264 @@
+"""The Auth service: enabling auth, users, roles and permissions; credentials."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from typing import TYPE_CHECKING, TypeVar
+
+from ._pb import authpb
+from ._pb import etcdserverpb as pb
+from ._requests import key_range
+from .types import ResponseHeader
+
+if TYPE_CHECKING:
+    import betterproto2
+
+    from ._keys import Namespace
+
+M = TypeVar("M", bound="betterproto2.Message")
+
+__all__ = ["AuthStatus", "Permission", "RolePermission"]
+
+_AUTH = "/etcdserverpb.Auth/"
+
+#: etcd's messages that mean "authenticate again, then retry": the token
+#: expired or the auth store changed under it; or no token was sent although
+#: credentials are held (a token the server forgot, e.g. after a restart).
+REAUTHENTICATE = frozenset(
+    {
+        "etcdserver: invalid auth token",
+        "etcdserver: revision of auth store is old",
+        "auth: revision in header is old",
+        "etcdserver: user name is empty",
+    }
+)
+
+
+class Permission(enum.IntEnum):
+    """What a role may do with a key range."""
+
+    READ = 0
+    WRITE = 1
+    READWRITE = 2
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RolePermission:
+    """One permission of a role: a key (``range_end`` empty) or a range."""
+
+    permission: Permission
+    key: bytes
+    range_end: bytes
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class AuthStatus:
+    header: ResponseHeader
+    enabled: bool
+    #: bumps on every change to users, roles or permissions
+    auth_revision: int
+
+
+class Credentials:
+    """A user name and password; the password never appears in a repr or message."""
+
+    __slots__ = ("_password", "name")
+
+    def __init__(self, name: str, password: str) -> None:
+        if not name:
+            raise ValueError("username must not be empty")
+        if not isinstance(password, str):
+            raise TypeError(f"password must be a str, got {type(password).__name__}")
+        self.name = name
+        self._password = password
+
+    def __repr__(self) -> str:
+        return f"Credentials(name={self.name!r}, password=***)"
+
+    def request(self) -> pb.AuthenticateRequest:
+        return pb.AuthenticateRequest(name=self.name, password=self._password)
+
+
+def _name(value: object, what: str) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{what} must be a str, got {value!r} ({type(value).__name__})")
+    if not value:
+        raise ValueError(f"{what} must not be empty")
+    return value
+
+
+class AuthMixin:
+    """Auth calls, named after etcd's RPCs; relies on ``self._call`` and ``self._ns``."""
+
+    _ns: Namespace
+
+    async def _call(
+        self,
+        path: str,
+        request: betterproto2.Message,
+        response_type: type[M],
+        *,
+        repeatable: bool,
+    ) -> M:
+        raise NotImplementedError
+
+    async def auth_enable(self) -> None:
+        """Turn authentication on (a ``root`` user with the ``root`` role must exist)."""
+        await self._call(
+            _AUTH + "AuthEnable", pb.AuthEnableRequest(), pb.AuthEnableResponse, repeatable=False
+        )
+
+    async def auth_disable(self) -> None:
+        """Turn authentication off (as ``root``)."""
+        await self._call(
+            _AUTH + "AuthDisable",
+            pb.AuthDisableRequest(),
+            pb.AuthDisableResponse,
+            repeatable=False,
+        )
+
+    async def auth_status(self) -> AuthStatus:
+        """Whether authentication is on, and the auth store's revision (etcd 3.5+)."""
+        response = await self._call(
+            _AUTH + "AuthStatus", pb.AuthStatusRequest(), pb.AuthStatusResponse, repeatable=True
+        )
+        return AuthStatus(
+            ResponseHeader.from_pb(response.header), response.enabled, response.auth_revision
+        )
+
+    async def user_add(self, name: str, password: str | None) -> None:
+        """Add a user; ``password=None`` makes one that can only use TLS client certificates."""
+        if password is not None and not isinstance(password, str):
+            raise TypeError(f"password must be a str or None, got {type(password).__name__}")
+        request = pb.AuthUserAddRequest(
+            name=_name(name, "user name"),
+            password=password or "",
+            options=authpb.UserAddOptions(no_password=password is None),
+        )
+        await self._call(_AUTH + "UserAdd", request, pb.AuthUserAddResponse, repeatable=False)
+
+    async def user_get(self, name: str) -> list[str]:
+        """The roles granted to a user."""
+        request = pb.AuthUserGetRequest(name=_name(name, "user name"))
+        response = await self._call(
+            _AUTH + "UserGet", request, pb.AuthUserGetResponse, repeatable=True
+        )
+        return list(response.roles)
+
+    async def user_list(self) -> list[str]:
+        response = await self._call(
+            _AUTH + "UserList", pb.AuthUserListRequest(), pb.AuthUserListResponse, repeatable=True
+        )
+        return list(response.users)
+
+    async def user_delete(self, name: str) -> None:
+        request = pb.AuthUserDeleteRequest(name=_name(name, "user name"))
+        await self._call(_AUTH + "UserDelete", request, pb.AuthUserDeleteResponse, repeatable=False)
+
+    async def user_change_password(self, name: str, password: str) -> None:
+        if not isinstance(password, str):
+            raise TypeError(f"password must be a str, got {type(password).__name__}")
+        request = pb.AuthUserChangePasswordRequest(name=_name(name, "user name"), password=password)
+        await self._call(
+            _AUTH + "UserChangePassword",
+            request,
+            pb.AuthUserChangePasswordResponse,
+            repeatable=False,
+        )
+
+    async def user_grant_role(self, user: str, role: str) -> None:
+        request = pb.AuthUserGrantRoleRequest(
+            user=_name(user, "user name"), role=_name(role, "role name")
+        )
+        await self._call(
+            _AUTH + "UserGrantRole", request, pb.AuthUserGrantRoleResponse, repeatable=False
+        )
+
+    async def user_revoke_role(self, user: str, role: str) -> None:
+        request = pb.AuthUserRevokeRoleRequest(
+            name=_name(user, "user name"), role=_name(role, "role name")
+        )
+        await self._call(
+            _AUTH + "UserRevokeRole", request, pb.AuthUserRevokeRoleResponse, repeatable=False
+        )
+
+    async def role_add(self, name: str) -> None:
+        request = pb.AuthRoleAddRequest(name=_name(name, "role name"))
+        await self._call(_AUTH + "RoleAdd", request, pb.AuthRoleAddResponse, repeatable=False)
+
+    async def role_get(self, name: str) -> list[RolePermission]:
+        """A role's permissions (keys without the client's namespace)."""
+        request = pb.AuthRoleGetRequest(role=_name(name, "role name"))
+        response = await self._call(
+            _AUTH + "RoleGet", request, pb.AuthRoleGetResponse, repeatable=True
+        )
+        ns = self._ns
+        return [
+            RolePermission(
+                Permission(int(p.perm_type)),
+                ns.strip(p.key),
+                ns.strip(p.range_end) if p.range_end not in (b"", b"\0") else p.range_end,
+            )
+            for p in response.perm
+        ]
+
+    async def role_list(self) -> list[str]:
+        response = await self._call(
+            _AUTH + "RoleList", pb.AuthRoleListRequest(), pb.AuthRoleListResponse, repeatable=True
+        )
+        return list(response.roles)
+
+    async def role_delete(self, name: str) -> None:
+        request = pb.AuthRoleDeleteRequest(role=_name(name, "role name"))
+        await self._call(_AUTH + "RoleDelete", request, pb.AuthRoleDeleteResponse, repeatable=False)
+
+    async def role_grant_permission(
+        self,
+        role: str,
+        key: str | bytes,
+        *,
+        end: str | bytes | None = None,
+        prefix: bool = False,
+        permission: Permission = Permission.READWRITE,
+    ) -> None:
+        """Let ``role`` read and/or write ``key`` (or a range: ``prefix=True`` or ``end=``)."""
+        start, range_end = key_range(key, end, prefix=prefix)
+        if not isinstance(permission, Permission):
+            raise TypeError(f"permission must be a Permission, got {permission!r}")
+        request = pb.AuthRoleGrantPermissionRequest(
+            name=_name(role, "role name"),
+            perm=authpb.Permission(
+                perm_type=authpb.PermissionType(int(permission)),
+                key=self._ns.key(start),
+                range_end=self._ns.range_end(range_end),
+            ),
+        )
+        await self._call(
+            _AUTH + "RoleGrantPermission",
+            request,
+            pb.AuthRoleGrantPermissionResponse,
+            repeatable=False,
+        )
+
+    async def role_revoke_permission(
+        self,
+        role: str,
+        key: str | bytes,
+        *,
+        end: str | bytes | None = None,
+        prefix: bool = False,
+    ) -> None:
+        """Take back the permission on exactly this key or range."""
+        start, range_end = key_range(key, end, prefix=prefix)
+        request = pb.AuthRoleRevokePermissionRequest(
+            role=_name(role, "role name"),
+            key=self._ns.key(start),
+            range_end=self._ns.range_end(range_end),
+        )
+        await self._call(
+            _AUTH + "RoleRevokePermission",
+            request,
+            pb.AuthRoleRevokePermissionResponse,
+            repeatable=False,
+        )
