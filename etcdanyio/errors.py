@@ -246,7 +246,11 @@ ERROR_TABLE: dict[str, type[RpcError]] = {
 
 #: Unavailability that etcd reports from its interceptor, before the request
 #: reaches its handler: the request certainly was not applied.
-REJECTED_BEFORE_APPLY = frozenset({_E + "rpc not supported for learner"})
+REJECTED_BEFORE_APPLY = frozenset({_E + "rpc not supported for learner", _E + "unhealthy cluster"})
+#: Rejections that may come after the write was applied: etcd applies the put
+#: that crosses the quota when its pre-Raft check let it through, and still
+#: answers "database space exceeded".
+MAYBE_APPLIED = frozenset({_E + "mvcc: database space exceeded"})
 
 #: Fallback by gRPC status, for messages not in the table.
 STATUS_TABLE: dict[Status, type[RpcError]] = {
@@ -290,7 +294,7 @@ def translate(exc: GrpcError | TransportError, *, write: bool) -> EtcdError:
                 Status.INTERNAL,
             )
             and exc.message not in REJECTED_BEFORE_APPLY
-        )
+        ) or (write and exc.message in MAYBE_APPLIED)
         error: EtcdError = rpc_error(exc.status, exc.message, applied=None if unknown else False)
     elif isinstance(exc, UnreachableError):
         error = ConnectionFailedError(exc.message, applied=False, causes=exc.causes)

@@ -32,8 +32,10 @@ from etcdanyio.errors import (
     EtcdError,
     FutureRevisionError,
     InvalidAuthTokenError,
+    LearnerNotReadyError,
     LeaseExpiredError,
     LeaseNotFoundError,
+    MemberNotFoundError,
     NoLeaderError,
     NoSpaceError,
     PermissionDeniedError,
@@ -98,6 +100,12 @@ ETCD_ERRORS: list[tuple[Status, str, type[RpcError]]] = [
     ),
     (Status.UNAVAILABLE, "etcdserver: unhealthy cluster", UnavailableError),
     (Status.UNAVAILABLE, "etcdserver: rpc not supported for learner", UnavailableError),
+    (Status.NOT_FOUND, "etcdserver: member not found", MemberNotFoundError),
+    (
+        Status.FAILED_PRECONDITION,
+        "etcdserver: can only promote a learner member which is in sync with leader",
+        LearnerNotReadyError,
+    ),
     (Status.DEADLINE_EXCEEDED, "etcdserver: context deadline exceeded", DeadlineExceededError),
 ]
 
@@ -442,3 +450,16 @@ def test_watch_compacted_and_lease_expired() -> None:
     assert "1f" in str(lease)
     assert lease.applied is None
     assert LeaseExpiredError(1, "gone").message == "gone"
+
+
+def test_translate_nospace_on_a_write_may_have_been_applied() -> None:
+    # etcd applies the put that crosses the quota when its pre-Raft check let it
+    # through, and still answers "database space exceeded".
+    exc = GrpcError(Status.RESOURCE_EXHAUSTED, "etcdserver: mvcc: database space exceeded")
+    assert translate(exc, write=True).applied is None
+    assert translate(exc, write=False).applied is False
+
+
+def test_translate_unhealthy_cluster_is_a_definite_rejection() -> None:
+    exc = GrpcError(Status.UNAVAILABLE, "etcdserver: unhealthy cluster")
+    assert translate(exc, write=True).applied is False
