@@ -144,41 +144,54 @@ class Election:
         """
         data = to_bytes(value, "value")
         client = self._client
-        async with contextlib.AsyncExitStack() as stack:
-            if session is not None:
-                lease = session
-                lease.check()
-            else:
-                lease = await stack.enter_async_context(client.lease(ttl))
-            key = self.prefix + b"%x" % lease.id
-            with anyio.CancelScope() as scope:
-                lease.add_dependent(scope)
-                try:
+        held = False
+        try:
+            async with contextlib.AsyncExitStack() as stack:
+                if session is not None:
+                    lease = session
+                    lease.check()
+                else:
+                    lease = await stack.enter_async_context(client.lease(ttl))
+                key = self.prefix + b"%x" % lease.id
+                with anyio.CancelScope() as scope:
+                    lease.add_dependent(scope)
                     try:
-                        revision = await enqueue(client, self.prefix, key, data, lease)
-                        current = await client.get(key)
-                        if current is not None and current.value != data:
-                            await client.put(key, data, ignore_lease=True)
-                        await wait_for_predecessors(client, self.prefix, revision)
-                        mine = await client.get(key)
-                        if mine is None or mine.create_revision != revision:
-                            lease.check()
-                            raise LeaseExpiredError(lease.id, "campaign key vanished: session lost")
-                    except BaseException:
-                        await delete_quietly(client, key)
-                        raise
-                    leadership = Leadership(client, key, revision, data, lease)
-                    try:
-                        yield leadership
+                        try:
+                            revision = await enqueue(client, self.prefix, key, data, lease)
+                            current = await client.get(key)
+                            if current is not None and current.value != data:
+                                await client.put(key, data, ignore_lease=True)
+                            await wait_for_predecessors(client, self.prefix, revision)
+                            mine = await client.get(key)
+                            if mine is None or mine.create_revision != revision:
+                                lease.check()
+                                raise LeaseExpiredError(
+                                    lease.id, "campaign key vanished: session lost"
+                                )
+                        except BaseException:
+                            await delete_quietly(client, key)
+                            raise
+                        leadership = Leadership(client, key, revision, data, lease)
+                        held = True
+                        try:
+                            yield leadership
+                        finally:
+                            leadership._resigned = True
+                            await delete_quietly(client, key)
                     finally:
-                        leadership._resigned = True
-                        await delete_quietly(client, key)
-                finally:
-                    lease.remove_dependent(scope)
-            if lease.lost is not None:
-                raise LeadershipLostError(
-                    lease.id, f"leadership of {self.name!r} lost: {lease.lost}"
-                ) from lease.lost
+                        lease.remove_dependent(scope)
+                if lease.lost is not None:
+                    raise LeadershipLostError(
+                        lease.id, f"leadership of {self.name!r} lost: {lease.lost}"
+                    ) from lease.lost
+        except LeaseExpiredError as exc:
+            # The campaign's own lease raises plain LeaseExpiredError from its block;
+            # once leading, that is the loss of the leadership.
+            if not held or isinstance(exc, LeadershipLostError):
+                raise
+            raise LeadershipLostError(
+                exc.lease_id, f"leadership of {self.name!r} lost: {exc.message}"
+            ) from exc
 
     @asynccontextmanager
     async def observe(self) -> AsyncIterator[Observation]:

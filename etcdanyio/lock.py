@@ -160,27 +160,36 @@ class Lock(anyio.AsyncContextManagerMixin):
 
     @asynccontextmanager
     async def __asynccontextmanager__(self) -> AsyncGenerator[Lock]:
-        async with contextlib.AsyncExitStack() as stack:
-            if self._session is not None:
-                lease = self._session
-                lease.check()
-            else:
-                lease = await stack.enter_async_context(self._client.lease(self._ttl))
-            self.lease = lease
-            with anyio.CancelScope() as scope:
-                lease.add_dependent(scope)
-                try:
-                    await self._acquire(lease)
+        held = False
+        try:
+            async with contextlib.AsyncExitStack() as stack:
+                if self._session is not None:
+                    lease = self._session
+                    lease.check()
+                else:
+                    lease = await stack.enter_async_context(self._client.lease(self._ttl))
+                self.lease = lease
+                with anyio.CancelScope() as scope:
+                    lease.add_dependent(scope)
                     try:
-                        yield self
+                        await self._acquire(lease)
+                        held = True
+                        try:
+                            yield self
+                        finally:
+                            await delete_quietly(self._client, self.key)
                     finally:
-                        await delete_quietly(self._client, self.key)
-                finally:
-                    lease.remove_dependent(scope)
-            if lease.lost is not None:
-                raise LockLostError(lease.id, f"lock {self.name!r} lost: {lease.lost}") from (
-                    lease.lost
-                )
+                        lease.remove_dependent(scope)
+                if lease.lost is not None:
+                    raise LockLostError(lease.id, f"lock {self.name!r} lost: {lease.lost}") from (
+                        lease.lost
+                    )
+        except LeaseExpiredError as exc:
+            # The lock's own lease raises plain LeaseExpiredError from its block; once
+            # the lock was held, that is the loss of the lock.
+            if not held or isinstance(exc, LockLostError):
+                raise
+            raise LockLostError(exc.lease_id, f"lock {self.name!r} lost: {exc.message}") from exc
 
 
 class LockMixin:
