@@ -81,6 +81,8 @@ class Watcher:
         #: the next revision this watcher needs (0: "from now", until created)
         self.next_revision = start_revision
         self.created_revision = 0
+        #: header revision of the latest (re)creation: history up to it is still coming
+        self.synced_after = 0
         self.watch_id: int | None = None
         self.batches: collections.deque[WatchBatch] = collections.deque()
         self.buffered = 0
@@ -144,6 +146,8 @@ class Watcher:
         )
 
     def on_created(self, revision: int) -> None:
+        # Until its events pass this revision, the watch is catching up on history.
+        self.synced_after = revision
         if not self.ever_created:
             self.ever_created = True
             self.created_revision = revision
@@ -177,24 +181,52 @@ class Watcher:
             events = fresh
             if not events:
                 return True
-        if self.buffered and self.buffered + len(events) > self.max_buffered:
-            return False
+        full = self.buffered + len(events) > self.max_buffered
+        if full:
+            # Take whole revisions up to the bound (at least one revision when the
+            # buffer is empty, to make progress); the rest stays on the server.
+            events = _whole_revisions(
+                events, self.max_buffered - self.buffered, at_least_one=not self.buffered
+            )
+            if not events:
+                return False
         self.batches.append(WatchBatch(events, events[-1].kv.mod_revision))
         self.buffered += len(events)
         self.next_revision = events[-1].kv.mod_revision + 1
         self._wake()
-        return True
+        return not full
 
     def on_progress(self, revision: int) -> None:
-        if self.fragments or revision < self.next_revision:
+        # A notification for the last revision received still says "nothing newer":
+        # deliver it (an idle store notifies with the same revision every time).
+        if self.fragments or revision < self.next_revision - 1:
             return
-        self.next_revision = revision + 1
+        self.next_revision = max(self.next_revision, revision + 1)
         batches = self.batches
         if batches and not batches[-1].events:
             batches[-1] = WatchBatch([], revision)  # collapse consecutive notifications
         else:
             batches.append(WatchBatch([], revision))
         self._wake()
+
+
+def _whole_revisions(events: list[Event], room: int, *, at_least_one: bool) -> list[Event]:
+    """
+    The longest prefix of ``events`` that ends on a revision boundary and holds at
+    most ``room`` events; with ``at_least_one``, the first revision even if it is
+    bigger (an empty buffer must still make progress).
+    """
+    taken = 0
+    n = len(events)
+    while taken < n:
+        revision = events[taken].kv.mod_revision
+        end = taken + 1
+        while end < n and events[end].kv.mod_revision == revision:
+            end += 1
+        if end > room and not (at_least_one and taken == 0):
+            break
+        taken = end
+    return events[:taken]
 
 
 def _strip(ns: Namespace, events: list[Event]) -> list[Event]:
@@ -401,8 +433,11 @@ class WatchStream:
         revision = response.header_revision
         if watch_id == -1:
             # The answer to a progress request goes to every watcher on the stream.
+            # etcd before 3.5.8 answers at once with the store's revision even for a
+            # watcher still catching up on history (etcd#15220): skip those.
             for each in self._by_id.values():
-                each.on_progress(revision)
+                if each.next_revision > each.synced_after:
+                    each.on_progress(revision)
             return
         found = self._by_id.get(watch_id)
         if found is None:
@@ -426,6 +461,12 @@ class WatchStream:
             watcher.watch_id = None
             watcher.fail(_cancel_error(response))
             self._live.discard(watcher)
+            if response.compact_revision:
+                # etcd keeps a watcher cancelled by compaction until the client
+                # cancels it too.
+                cancel = pb.WatchCancelRequest(watch_id=watch_id)
+                self._outbox.append(bytes(pb.WatchRequest(cancel_request=cancel)))
+                self._wake_writer()
             return
         if response.events:
             events = _strip(self._ns, response.events) if self._ns else response.events
