@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 import anyio
 
 from ._auth import REAUTHENTICATE
-from ._grpc import GrpcError, TransportError
+from ._grpc import GrpcError, Status, TransportError
 from ._pb import etcdserverpb as pb
 from .errors import EtcdError
 
@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
     from ._grpc import Channel
     from ._grpc._call import Call
+    from ._grpc._connection import Connection
 
 logger = logging.getLogger("etcdanyio.lease")
 
@@ -90,6 +91,7 @@ class KeepAliveStream:
         self._metadata = metadata
         self._reauthenticate = reauthenticate
         self._session_metadata = b""
+        self._session_connection: Connection | None = None
         self._tg = task_group
         self._regs: dict[int, Registration] = {}
         self._running = False
@@ -148,6 +150,9 @@ class KeepAliveStream:
                 except (TransportError, GrpcError) as exc:
                     failures += 1
                     logger.debug("keepalive stream broke error=%r", exc)
+                    if isinstance(exc, GrpcError) and exc.status == Status.UNAVAILABLE:
+                        # e.g. "no leader" (hasleader): keep the leases alive elsewhere.
+                        self._channel.rotate(self._session_connection)
                     if isinstance(exc, GrpcError) and exc.message in REAUTHENTICATE:
                         # A fresh token for the next stream; if that fails, the leases
                         # run into their local deadlines like in any outage.
@@ -175,6 +180,7 @@ class KeepAliveStream:
             self._channel.open_call(KEEPALIVE_PATH, metadata=self._metadata()) as call,
             anyio.create_task_group() as tg,
         ):
+            self._session_connection = call.connection
 
             async def read() -> None:
                 nonlocal error

@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 
     from ._grpc import Channel
     from ._grpc._call import Call
+    from ._grpc._connection import Connection
     from ._keys import Namespace
 
 logger = logging.getLogger("etcdanyio.watch")
@@ -257,6 +258,7 @@ class WatchStream:
         self._metadata = metadata
         self._reauthenticate = reauthenticate
         self._session_metadata = b""
+        self._session_connection: Connection | None = None
         self._tg = task_group
         self._ns = ns
         self._live: set[Watcher] = set()
@@ -350,6 +352,9 @@ class WatchStream:
                 try:
                     await self._session()
                 except (TransportError, GrpcError) as exc:
+                    if isinstance(exc, GrpcError) and exc.status == Status.UNAVAILABLE:
+                        # e.g. "no leader" (hasleader): resume on another member.
+                        self._channel.rotate(self._session_connection)
                     if isinstance(exc, GrpcError) and exc.message in REAUTHENTICATE:
                         try:  # a fresh token, then the same watches again
                             await self._reauthenticate(self._session_metadata)
@@ -374,6 +379,7 @@ class WatchStream:
         error: BaseException | None = None
         self._session_metadata = metadata = self._metadata()
         async with self._channel.open_call(WATCH_PATH, metadata=metadata) as call:
+            self._session_connection = call.connection
             # A new stream: every live watcher is created again, with a fresh ID,
             # from the next revision it needs. Requests for the old stream are moot.
             self._outbox.clear()

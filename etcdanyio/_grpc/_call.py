@@ -165,6 +165,11 @@ class Call:
         self._ended = False
 
     @property
+    def connection(self) -> Connection:
+        """The connection the call runs on."""
+        return self._connection
+
+    @property
     def stream_id(self) -> int:
         return self._state.stream_id
 

@@ -23,6 +23,7 @@ from ._call import Call, remaining
 from ._connection import Connection
 from ._errors import GrpcError, TransportError, UnreachableError
 from ._retry import RetryPolicy
+from ._status import Status
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -261,6 +262,20 @@ class Channel:
             detail = "; ".join(f"{s.endpoint}: {s.last_error!r}" for s in order)
             raise UnreachableError(f"could not connect to any of {names} ({detail})", causes)
 
+    def rotate(self, connection: Connection | None) -> None:
+        """
+        Move away from ``connection``'s member (it answered "unavailable"): new calls
+        go to another endpoint; the calls in flight on it finish undisturbed.
+        """
+        if connection is None or self._connection is not connection or len(self._endpoints) < 2:
+            return
+        self._connection = None
+        for state in self._endpoints:
+            if state.endpoint == self._connection_endpoint:
+                self._backoff(state)
+        logger.debug("rotating away from endpoint=%s", self._connection_endpoint)
+        connection.retire()
+
     def mark_failed(self, connection: Connection) -> None:
         """Stop using ``connection`` (e.g. after a keepalive or protocol failure)."""
         if self._connection is connection:
@@ -298,6 +313,8 @@ class Channel:
                 delay = self.retry.delay(exc, attempt, repeatable=repeatable)
                 if delay is None:
                     raise
+                if isinstance(exc, GrpcError) and exc.status == Status.UNAVAILABLE:
+                    self.rotate(connection)
                 logger.debug("retry path=%s attempt=%d error=%r", path, attempt, exc)
             await anyio.sleep(delay)
 

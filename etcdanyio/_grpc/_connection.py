@@ -109,6 +109,7 @@ class Connection:
         self._closed = anyio.Event()
         self._settings_received = anyio.Event()
         self._acks_scheduled = False
+        self._retired = False
         self._acks_waiter: anyio.Event | None = None
 
     # ----------------------------------------------------------------- state
@@ -122,7 +123,20 @@ class Connection:
             and proto.goaway is None
             and not proto.closed
             and not proto.stream_ids_exhausted
+            and not self._retired
         )
+
+    def retire(self) -> None:
+        """Take no new calls; close once the calls in flight are done (they are not failed)."""
+        self._retired = True
+        self._close_if_drained()
+
+    def _close_if_drained(self) -> None:
+        if self._error is None and not self._calls:
+            if self._proto.goaway is not None:
+                self._fail(StreamRefusedError("connection drained after GOAWAY"))
+            elif self._retired:
+                self._fail(StreamRefusedError("connection retired by the client"))
 
     @property
     def error(self) -> TransportError | None:
@@ -405,7 +419,7 @@ class Connection:
         while True:
             if self._error is not None:
                 raise lost(self._error, sent=False)
-            if proto.goaway is not None or proto.closed:
+            if proto.goaway is not None or proto.closed or self._retired:
                 raise StreamRefusedError("connection is closing (GOAWAY); no new calls")
             if proto.stream_ids_exhausted:
                 raise StreamRefusedError("connection used up its stream IDs; no new calls")
@@ -454,8 +468,7 @@ class Connection:
             del self._calls[stream_id]
             if self._slot_waiter is not None:
                 self._wake_slot_waiter()
-            if self._error is None and self._proto.goaway is not None and not self._calls:
-                self._fail(StreamRefusedError("connection drained after GOAWAY"))
+            self._close_if_drained()
         if state.error is not None:
             raise state.error
         if len(state.messages) != 1:
@@ -541,8 +554,7 @@ class Connection:
                 with anyio.move_on_after(CLEANUP_TIMEOUT, shield=True):
                     await self._flush()
         self._wake_slot_waiter()
-        if self._error is None and self._proto.goaway is not None and not self._calls:
-            self._fail(StreamRefusedError("connection drained after GOAWAY"))
+        self._close_if_drained()
 
     async def aclose(self) -> None:
         """Send GOAWAY, fail open calls, close the socket; returns even when cancelled."""
