@@ -95,6 +95,8 @@ class Watcher:
         self.fragments: list[Event] = []
         #: events dropped because their revision was already delivered (server quirks)
         self.duplicates_dropped = 0
+        #: a create refused as "permission denied" was retried with a fresh token
+        self.auth_retried = False
         self._waiter: anyio.Event | None = None
 
     # -------------------------------------------------------- consumer side
@@ -253,8 +255,10 @@ class WatchStream:
         *,
         metadata: Callable[[], bytes],
         reauthenticate: Callable[[bytes], Awaitable[None]],
+        credentials: bool = False,
     ) -> None:
         self._channel = channel
+        self._credentials = credentials
         self._metadata = metadata
         self._reauthenticate = reauthenticate
         self._session_metadata = b""
@@ -452,6 +456,14 @@ class WatchStream:
         if response.canceled and _cancel_reason(response.cancel_reason)[1] in REAUTHENTICATE:
             # The stream's token is stale: reconnect with a fresh one (the watch is kept).
             raise GrpcError(Status.UNAUTHENTICATED, _cancel_reason(response.cancel_reason)[1])
+        if response.created and response.canceled and self._credentials:
+            status, _ = _cancel_reason(response.cancel_reason)
+            if status == Status.PERMISSION_DENIED and not watcher.auth_retried:
+                # etcd 3.5 refuses a create with an expired or outdated token as
+                # "permission denied" (etcd#12385): get a fresh token and create the
+                # watch again, once; a second refusal is real.
+                watcher.auth_retried = True
+                raise GrpcError(Status.UNAUTHENTICATED, "etcdserver: invalid auth token")
         if response.created:
             if response.canceled:
                 self._by_id.pop(watch_id, None)
@@ -460,6 +472,7 @@ class WatchStream:
                 self._live.discard(watcher)
             else:
                 self._healthy = True
+                watcher.auth_retried = False
                 watcher.on_created(revision)
             return
         if response.canceled:
@@ -513,6 +526,9 @@ class WatchMixin:
     _watch_stream: WatchStream | None
 
     def _stream_metadata(self) -> bytes:
+        raise NotImplementedError
+
+    def _has_credentials(self) -> bool:
         raise NotImplementedError
 
     async def _reauthenticate(self, stale: bytes) -> None:
@@ -604,6 +620,7 @@ class WatchMixin:
                 self._ns,
                 metadata=self._stream_metadata,
                 reauthenticate=self._reauthenticate,
+                credentials=self._has_credentials(),
             )
         return self._watch_stream
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import sys
 from collections.abc import AsyncIterator, Sequence
@@ -13,6 +14,7 @@ import anyio
 
 from ._auth import REAUTHENTICATE, AuthMixin, Credentials
 from ._cluster import ClusterMixin
+from ._discovery import discover_endpoints, endpoints_from_members
 from ._grpc import Channel, Endpoint, GrpcError, Status, TransportError
 from ._grpc._channel import ChannelOptions
 from ._grpc._headers import encode_metadata
@@ -23,7 +25,7 @@ from ._maintenance import MaintenanceMixin
 from ._pb import etcdserverpb as pb
 from ._watch_stream import WatchMixin, WatchStream
 from .election import ElectionMixin
-from .errors import translate
+from .errors import EtcdError, translate
 from .lock import LockMixin
 
 if sys.version_info < (3, 11):
@@ -41,6 +43,10 @@ if TYPE_CHECKING:
 M = TypeVar("M", bound="betterproto2.Message")
 
 DEFAULT_ENDPOINT = "http://127.0.0.1:2379"
+#: the bound of one member-list call of the endpoint auto-sync (Go's ``autoSync`` uses 5 s)
+SYNC_TIMEOUT = 5.0
+
+logger = logging.getLogger("etcdanyio.client")
 
 
 def parse_endpoints(endpoints: str | Sequence[str] | None) -> list[Endpoint]:
@@ -112,7 +118,50 @@ class Client(
 
     @property
     def endpoints(self) -> list[str]:
+        """The endpoints the client connects to, as URLs (``sync_endpoints`` changes them)."""
         return [str(e) for e in self._channel.endpoints]
+
+    async def sync_endpoints(self) -> list[str]:
+        """
+        Replace the endpoint list with the client URLs of the cluster's started, voting members,
+        once (``auto_sync_interval`` does it periodically; Go's ``Client.Sync``).
+
+        The member list is linearizable: a member cut off from the quorum cannot hand back a
+        stale list (one that still has removed members, say); without a leader the call fails
+        and the list stays. Learners and members added but never started are left out, and so
+        are client URLs of the other scheme (``http`` for a TLS client and vice versa). If
+        nothing is left, the list is kept as it is. Endpoints that stay keep their backoff
+        state; if the endpoint the client is connected to is gone, new calls go to another one
+        and the calls in flight finish.
+
+        :return: the endpoint list after the sync, as URLs
+        :raises EtcdError: if the member list could not be read; the list is then unchanged
+
+        .. versionadded:: 0.1
+        """
+        members = await self.members()
+        channel = self._channel
+        tls = channel._ssl_context is not None or any(e.tls for e in channel.endpoints)
+        endpoints = endpoints_from_members(members, tls=tls)
+        if endpoints:
+            channel.set_endpoints(endpoints)
+        else:
+            logger.debug("endpoint sync found no usable client URL, keeping the list")
+        return self.endpoints
+
+    async def _auto_sync(self, interval: float) -> None:
+        """Sync the endpoint list now and every ``interval`` s; failures keep the old list."""
+        while True:
+            with anyio.move_on_after(SYNC_TIMEOUT) as scope:
+                try:
+                    await self.sync_endpoints()
+                except (EtcdError, TimeoutError) as exc:
+                    logger.debug("endpoint auto-sync failed, keeping the list error=%r", exc)
+                except anyio.ClosedResourceError:
+                    return  # the client is closing
+            if scope.cancelled_caught:
+                logger.debug("endpoint auto-sync timed out, keeping the list")
+            await anyio.sleep(interval)
 
     async def _call(
         self,
@@ -163,8 +212,14 @@ class Client(
             raw = await self._channel.unary(
                 "/etcdserverpb.Auth/Authenticate", bytes(credentials.request()), repeatable=True
             )
-        except (GrpcError, TransportError) as exc:
+        except GrpcError as exc:
+            if exc.message == "etcdserver: authentication is not enabled":
+                # Auth was turned off: calls need no token any more (as Go's client does).
+                self._token_metadata = b""
+                return
             raise translate(exc, write=False) from None  # the request held the password
+        except TransportError as exc:
+            raise translate(exc, write=False) from None
         token = pb.AuthenticateResponse.parse(raw).token
         self._token_metadata = encode_metadata([("token", token)])
 
@@ -173,8 +228,12 @@ class Client(
         if self._credentials is None:
             return
         async with self._auth_lock:
-            if self._token_metadata == stale:
+            # ``stale`` is what a call or a stream sent (streams add hasleader).
+            if stale in (self._token_metadata, self._token_metadata + _HASLEADER):
                 await self._authenticate()
+
+    def _has_credentials(self) -> bool:
+        return self._credentials is not None
 
     def _stream_metadata(self) -> bytes:
         """Metadata for long-lived streams: the token, and ``hasleader: true``."""
@@ -259,6 +318,10 @@ async def open_etcd(
     namespace: str | bytes | None = None,
     username: str | None = None,
     password: str | None = None,
+    discovery_srv: str | None = None,
+    discovery_srv_name: str = "",
+    discovery_srv_nameserver: tuple[str, int] | None = None,
+    auto_sync_interval: float | None = None,
 ) -> AsyncIterator[Client]:
     """
     Open a client; leaving the block closes every connection and background task.
@@ -283,18 +346,45 @@ async def open_etcd(
         sends the token on every call and stream, and authenticates again by
         itself when the token expires
     :param password: that user's password (never shown in reprs or errors)
+    :param discovery_srv: find the endpoints in DNS instead (Go's ``--discovery-srv``): the SRV
+        records ``_etcd-client-ssl._tcp.<domain>`` give ``https://target:port`` endpoints,
+        ``_etcd-client._tcp.<domain>`` ``http://`` ones (only the ``https://`` ones are used
+        when both exist; pass ``ssl_context`` to never connect without TLS). Looked up once,
+        before the block runs, within ``connect_timeout``; not with ``endpoints``
+    :param discovery_srv_name: a suffix of the SRV service label (Go's
+        ``--discovery-srv-name``): ``_etcd-client-<name>._tcp.<domain>``
+    :param discovery_srv_nameserver: the DNS server ``(host, port)`` to ask; default the
+        nameservers of ``/etc/resolv.conf``, the first that answers
+    :param auto_sync_interval: every this many seconds (and once at the start), replace the
+        endpoint list with the client URLs of the cluster's started, voting members, as
+        :meth:`Client.sync_endpoints` does, in a task of the client; a failed or empty sync
+        keeps the list. ``None`` (the default) never syncs
     :raises AuthenticationError: if the credentials are wrong
+    :raises ConnectionFailedError: if ``discovery_srv`` finds no endpoint
     """
-    parsed = parse_endpoints(endpoints)
+    if discovery_srv is not None and endpoints is not None:
+        raise ValueError("give endpoints or discovery_srv, not both")
+    parsed = parse_endpoints(endpoints) if discovery_srv is None else []
     prefix = to_bytes(namespace, "namespace") if namespace is not None else b""
     if (username is None) != (password is None):
         raise ValueError("give both username and password, or neither")
     credentials = (
         Credentials(username, password) if username is not None and password is not None else None
     )
-    for name, value in (("timeout", timeout), ("connect_timeout", connect_timeout)):
+    for name, value in (
+        ("timeout", timeout),
+        ("connect_timeout", connect_timeout),
+        ("auto_sync_interval", auto_sync_interval),
+    ):
         if value is not None and (isinstance(value, bool) or value <= 0):
             raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
+    if discovery_srv is not None:
+        parsed = await discover_endpoints(
+            discovery_srv,
+            discovery_srv_name,
+            nameserver=discovery_srv_nameserver,
+            timeout=connect_timeout,
+        )
     options = ChannelOptions(
         connect_timeout=connect_timeout,
         keepalive_interval=keepalive_interval,
@@ -313,6 +403,8 @@ async def open_etcd(
                 )
                 if credentials is not None:
                     await client._authenticate()
+                if auto_sync_interval is not None:
+                    tg.start_soon(client._auto_sync, auto_sync_interval)
                 yield client
             except BaseException as exc:
                 body_error = exc

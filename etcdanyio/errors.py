@@ -225,6 +225,7 @@ ERROR_TABLE: dict[str, type[RpcError]] = {
     _E + "permission denied": PermissionDeniedError,
     _E + "authentication failed, invalid user ID or password": AuthenticationError,
     _E + "invalid auth token": InvalidAuthTokenError,
+    _E + "user name is empty": AuthenticationError,
     _E + "revision of auth store is old": InvalidAuthTokenError,
     "auth: revision in header is old": InvalidAuthTokenError,
     _E + "no leader": NoLeaderError,
@@ -246,7 +247,17 @@ ERROR_TABLE: dict[str, type[RpcError]] = {
 
 #: Unavailability that etcd reports from its interceptor, before the request
 #: reaches its handler: the request certainly was not applied.
-REJECTED_BEFORE_APPLY = frozenset({_E + "rpc not supported for learner", _E + "unhealthy cluster"})
+REJECTED_BEFORE_APPLY = frozenset(
+    {
+        _E + "rpc not supported for learner",
+        _E + "unhealthy cluster",
+        # auth checks refuse a request before it is applied
+        _E + "invalid auth token",
+        _E + "revision of auth store is old",
+        "auth: revision in header is old",
+        _E + "user name is empty",
+    }
+)
 #: Rejections that may come after the write was applied: etcd applies the put
 #: that crosses the quota when its pre-Raft check let it through, and still
 #: answers "database space exceeded".

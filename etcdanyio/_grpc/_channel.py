@@ -276,6 +276,27 @@ class Channel:
         logger.debug("rotating away from endpoint=%s", self._connection_endpoint)
         connection.retire()
 
+    def set_endpoints(self, endpoints: Sequence[Endpoint]) -> None:
+        """
+        Replace the endpoint list (duplicates dropped, order kept); the endpoints that stay keep
+        their backoff state. If the pinned connection's endpoint is gone, new calls go to one of
+        the new endpoints; the calls and streams in flight on it finish undisturbed.
+
+        A dial already under way when this is called may still pin a removed endpoint; the next
+        call of this method (or that connection's failure) moves away from it.
+
+        :raises ValueError: if ``endpoints`` is empty
+        """
+        if not endpoints:
+            raise ValueError("at least one endpoint is needed")
+        old = {state.endpoint: state for state in self._endpoints}
+        self._endpoints = [old.get(e) or _EndpointState(e) for e in dict.fromkeys(endpoints)]
+        connection = self._connection
+        if connection is not None and self._connection_endpoint not in self.endpoints:
+            self._connection = None
+            logger.debug("endpoint removed, unpinning endpoint=%s", self._connection_endpoint)
+            connection.retire()
+
     def mark_failed(self, connection: Connection) -> None:
         """Stop using ``connection`` (e.g. after a keepalive or protocol failure)."""
         if self._connection is connection:
