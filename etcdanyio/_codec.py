@@ -560,6 +560,8 @@ class WatchResponse(NamedTuple):
 
 
 _EVENT_TYPES = (EventType.PUT, EventType.DELETE)
+_EVENT_CACHE: dict[bytes, Event] = {}
+_EVENT_CACHE_SIZE = 4096
 
 
 def _event(data: bytes, pos: int, end: int) -> Event:
@@ -619,7 +621,16 @@ def decode_watch_response(data: bytes) -> WatchResponse:
                     n, pos = _varint(data, pos, n)
                 stop = pos + n
                 if tag == 0x5A:
-                    events.append(_event(data, pos, stop))
+                    # Watchers of the same keys get the same event bytes, one response
+                    # each: decode them once (events are immutable, so sharing is safe).
+                    raw = data[pos:stop]
+                    event = _EVENT_CACHE.get(raw)
+                    if event is None:
+                        event = _event(raw, 0, len(raw))
+                        if len(_EVENT_CACHE) >= _EVENT_CACHE_SIZE:
+                            _EVENT_CACHE.clear()
+                        _EVENT_CACHE[raw] = event
+                    events.append(event)
                 elif tag == 0x0A:
                     header = _header(data, pos, stop, header)
                 else:
