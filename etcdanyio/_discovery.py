@@ -358,8 +358,9 @@ async def lookup_srv(
         except TimeoutError:
             problems.append(f"{where}: no answer within {attempt_timeout:g} s")
             continue
-        except (OSError, DnsFormatError) as exc:
-            problems.append(f"{where}: {exc}")
+        except (OSError, anyio.BrokenResourceError, DnsFormatError) as exc:
+            # trio reports a refused datagram (ICMP port unreachable) as BrokenResourceError
+            problems.append(f"{where}: {str(exc) or repr(exc.__cause__ or exc)}")
             continue
         if response.rcode == RCODE_NXDOMAIN:
             return []
