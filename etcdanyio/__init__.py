@@ -38,6 +38,7 @@ from .errors import RpcError as RpcError
 from .errors import SnapshotError as SnapshotError
 from .errors import TooManyRequestsError as TooManyRequestsError
 from .errors import UnavailableError as UnavailableError
+from .errors import UnsupportedError as UnsupportedError
 from .errors import WatchCompactedError as WatchCompactedError
 from .lease import Lease as Lease
 from .lease import LeaseGrantResult as LeaseGrantResult
@@ -122,6 +123,7 @@ __all__ = [
     "TooManyRequestsError",
     "TxnResult",
     "UnavailableError",
+    "UnsupportedError",
     "Watch",
     "WatchBatch",
     "WatchCompactedError",

@@ -25,7 +25,7 @@ from ._maintenance import MaintenanceMixin
 from ._pb import etcdserverpb as pb
 from ._watch_stream import WatchMixin, WatchStream
 from .election import ElectionMixin
-from .errors import EtcdError, translate
+from .errors import EtcdError, translate, unsupported
 from .lock import LockMixin
 
 if sys.version_info < (3, 11):
@@ -194,6 +194,8 @@ class Client(
                 exc.status == Status.DEADLINE_EXCEEDED or exc.message in _DEADLINE_MESSAGES
             ):
                 await _let_deadline_fire()
+            if isinstance(exc, GrpcError) and exc.status == Status.UNIMPLEMENTED:
+                raise unsupported(path, exc.message) from exc
             raise translate(exc, write=not repeatable) from exc
 
     async def _unary(

@@ -47,6 +47,7 @@ __all__ = [
     "Status",
     "TooManyRequestsError",
     "UnavailableError",
+    "UnsupportedError",
     "WatchCompactedError",
 ]
 
@@ -129,6 +130,38 @@ class FutureRevisionError(RpcError):
 
 class LeaseNotFoundError(RpcError):
     """Raised when the lease named in a request does not exist (expired or revoked)."""
+
+
+class UnsupportedError(RpcError):
+    """Raised when the server does not implement a call; the message names the version needed."""
+
+
+#: The etcd release that introduced each RPC newer than 3.0 (etcd-notes.md).
+SINCE: dict[str, str] = {
+    "/etcdserverpb.Lease/LeaseTimeToLive": "3.1",
+    "/etcdserverpb.Lease/LeaseLeases": "3.3",
+    "/etcdserverpb.Maintenance/HashKV": "3.3",
+    "/etcdserverpb.Maintenance/MoveLeader": "3.3",
+    "/etcdserverpb.Cluster/MemberPromote": "3.4",
+    "/etcdserverpb.Maintenance/Downgrade": "3.5",
+    "/etcdserverpb.Auth/AuthStatus": "3.5",
+    "/v3lockpb.Lock/Lock": "3.2",
+    "/v3lockpb.Lock/Unlock": "3.2",
+    "/v3electionpb.Election/Campaign": "3.2",
+    "/etcdserverpb.KV/RangeStream": "3.7",
+}
+
+
+def unsupported(path: str, message: str) -> UnsupportedError:
+    """The error for an RPC the server answered UNIMPLEMENTED."""
+    name = path.rsplit("/", 1)[-1]
+    since = SINCE.get(path)
+    needs = f"it needs etcd {since} or newer" if since else "it is not implemented there"
+    return UnsupportedError(
+        Status.UNIMPLEMENTED,
+        f"the server does not support {name}: {needs} ({message or 'UNIMPLEMENTED'})",
+        applied=False,
+    )
 
 
 class UnavailableError(RpcError):

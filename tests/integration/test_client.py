@@ -207,3 +207,14 @@ async def test_errors_leave_open_etcd_as_themselves(etcd: EtcdServer) -> None:
     with pytest.raises(etcdanyio.FutureRevisionError):
         async with etcdanyio.open_etcd(etcd.endpoints) as client:
             await client.get("k", revision=2**62)
+
+
+async def test_an_rpc_the_server_lacks_names_the_version_it_needs(
+    client: etcdanyio.Client,
+) -> None:
+    # etcd 3.7 adds KV.RangeStream; the 3.5 server under test answers UNIMPLEMENTED.
+    with pytest.raises(etcdanyio.UnsupportedError) as info:
+        await client._call_raw("/etcdserverpb.KV/RangeStream", b"", repeatable=True)
+    assert "RangeStream" in info.value.message
+    assert "needs etcd 3.7 or newer" in info.value.message
+    assert info.value.status is etcdanyio.Status.UNIMPLEMENTED

@@ -463,3 +463,14 @@ def test_translate_nospace_on_a_write_may_have_been_applied() -> None:
 def test_translate_unhealthy_cluster_is_a_definite_rejection() -> None:
     exc = GrpcError(Status.UNAVAILABLE, "etcdserver: unhealthy cluster")
     assert translate(exc, write=True).applied is False
+
+
+def test_unsupported_names_the_version_needed() -> None:
+    from etcdanyio.errors import UnsupportedError, unsupported
+
+    error = unsupported("/etcdserverpb.Maintenance/Downgrade", "unknown service")
+    assert isinstance(error, UnsupportedError)
+    assert error.applied is False
+    assert "Downgrade" in error.message
+    assert "needs etcd 3.5 or newer" in error.message
+    assert "not implemented" in unsupported("/x.Y/New", "").message
