@@ -234,5 +234,6 @@ class KeepAliveStream:
             sent_at = registration.sent.popleft() if registration.sent else anyio.current_time()
             # The server renewed the lease no earlier than we sent the request.
             registration.deadline = max(registration.deadline, sent_at + response.ttl)
+            # Later than any time the writer sleeps towards: no need to wake it (waking
+            # it on every answer made a round cost O(leases²)).
             registration.next_send = anyio.current_time() + response.ttl / 3
-            self._wake()

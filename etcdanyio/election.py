@@ -253,6 +253,8 @@ class Election:
                             last = (kv.key, kv.create_revision, kv.value)
             except EtcdError as exc:
                 observation.error = exc
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                pass  # the observer left the block
 
 
 class ElectionMixin:

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 import anyio
 import anyio.abc
+import anyio.lowlevel
 
 from ._call import Call, CallState, lost
 from ._errors import (
@@ -452,6 +453,9 @@ class Connection:
                 f"{self.max_send_message} bytes",
                 applied=False,
             )
+        # Nothing is sent from a scope that is already cancelled (the write below is
+        # shielded, so without this the request would go out and might be applied).
+        await anyio.lowlevel.checkpoint_if_cancelled()
         state = await self._open(path, grpc_timeout, metadata, wake_each=False)
         stream_id = state.stream_id
         try:
@@ -482,6 +486,7 @@ class Connection:
         self, path: str, *, grpc_timeout: float | None = None, metadata: bytes = b""
     ) -> Call:
         """Open a streaming call (server-streaming or bidirectional)."""
+        await anyio.lowlevel.checkpoint_if_cancelled()
         state = await self._open(path, grpc_timeout, metadata, wake_each=True)
         state.sent = True
         await self._flush()
