@@ -7,6 +7,7 @@ from ._auth import AuthStatus as AuthStatus
 from ._auth import Permission as Permission
 from ._auth import RolePermission as RolePermission
 from ._grpc import Status as Status
+from ._http import VersionResult as VersionResult
 from ._requests import SortOrder as SortOrder
 from ._requests import SortTarget as SortTarget
 from ._tls import tls_context as tls_context
@@ -124,6 +125,7 @@ __all__ = [
     "TxnResult",
     "UnavailableError",
     "UnsupportedError",
+    "VersionResult",
     "Watch",
     "WatchBatch",
     "WatchCompactedError",

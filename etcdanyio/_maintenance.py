@@ -237,6 +237,38 @@ class MaintenanceMixin:
             disarmed += [Alarm.from_pb(a) for a in response.alarms]
         return disarmed
 
+    async def alarm_activate(
+        self, member_id: int, alarm: AlarmType | str = AlarmType.NOSPACE
+    ) -> list[Alarm]:
+        """
+        Raise an alarm on a member, as etcd itself does when the backend quota is exhausted
+        (``NOSPACE``) or a consistency check fails (``CORRUPT``). For tests and drills:
+        while ``NOSPACE`` is raised the cluster refuses every write that is not a delete
+        (:class:`NoSpaceError`); ``CORRUPT`` makes it refuse nearly everything. Clear it with
+        :meth:`alarm_disarm`.
+
+        Not retried once sent (a write; raising it twice is harmless).
+
+        :param member_id: the member to raise it on (``Member.id``); etcd does not check that
+            such a member exists
+        :param alarm: ``AlarmType.NOSPACE`` or ``AlarmType.CORRUPT`` (or their names)
+        :return: the alarm as raised (also when it was raised already)
+        :raises ValueError: if ``member_id`` is 0 or ``alarm`` is ``NONE`` or no alarm type
+
+        .. versionadded:: 0.1
+        """
+        member = check_member_id(member_id)
+        kind = _alarm_type(alarm)
+        if kind is AlarmType.NONE:
+            raise ValueError("alarm must be NOSPACE or CORRUPT to activate, got NONE")
+        request = pb.AlarmRequest(
+            action=pb.AlarmRequestAlarmAction.ACTIVATE,
+            member_id=member,
+            alarm=pb.AlarmType(int(kind)),
+        )
+        response = await self._call(_ALARM, request, pb.AlarmResponse, repeatable=False)
+        return [Alarm.from_pb(a) for a in response.alarms]
+
     async def defragment(self, endpoint: str | None = None) -> None:
         """
         Rewrite one member's database file to return its free pages to the file system

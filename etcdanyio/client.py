@@ -18,6 +18,7 @@ from ._discovery import discover_endpoints, endpoints_from_members
 from ._grpc import Channel, Endpoint, GrpcError, Status, TransportError
 from ._grpc._channel import ChannelOptions
 from ._grpc._headers import encode_metadata
+from ._http import HttpMixin
 from ._keys import Namespace, to_bytes
 from ._kv import KVMixin
 from ._lease import LeaseMixin
@@ -82,6 +83,7 @@ class Client(
     LockMixin,
     ElectionMixin,
     AuthMixin,
+    HttpMixin,
 ):
     """
     A connection to an etcd cluster. Create it with :func:`open_etcd`.

@@ -116,6 +116,31 @@ class Lease(anyio.AsyncContextManagerMixin):
         """Renew the lease now; return the new TTL."""
         return await self._client.lease_keepalive_once(self.id)
 
+    async def remaining_ttl(self) -> int:
+        """
+        Seconds left before the lease expires, as etcd counts them; ``-1`` once it is gone
+        (aetcd's and python-etcd3's ``remaining_ttl()``).
+
+        .. versionadded:: 0.1
+        """
+        return (await self.time_to_live()).ttl
+
+    async def granted_ttl(self) -> int:
+        """
+        The TTL etcd granted, in seconds (aetcd's and python-etcd3's ``granted_ttl()``).
+
+        .. versionadded:: 0.1
+        """
+        return (await self.time_to_live()).granted_ttl
+
+    async def keys(self) -> list[bytes]:
+        """
+        The keys attached to the lease (aetcd's and python-etcd3's ``keys()``).
+
+        .. versionadded:: 0.1
+        """
+        return (await self.time_to_live(keys=True)).keys
+
     @asynccontextmanager
     async def __asynccontextmanager__(self) -> AsyncGenerator[Lease]:
         if self._entered:

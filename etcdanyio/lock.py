@@ -120,6 +120,7 @@ class Lock(anyio.AsyncContextManagerMixin):
         ttl: int = 60,
         timeout: float | None = None,
         session: Lease | None = None,
+        reentrant: bool = False,
     ) -> None:
         raw = to_bytes(name, "lock name")
         if not raw:
@@ -132,6 +133,8 @@ class Lock(anyio.AsyncContextManagerMixin):
         self._ttl = ttl
         self._timeout = timeout
         self._session = session
+        self._reentrant = bool(reentrant)
+        self._held = False
         self.key = b""
         self.revision = 0
         self.lease: Lease | None = None
@@ -141,6 +144,34 @@ class Lock(anyio.AsyncContextManagerMixin):
         if not self.key:
             raise RuntimeError("the lock is not held")
         return txn.create_revision(self.key) == self.revision
+
+    async def is_acquired(self) -> bool:
+        """
+        Whether the lock is held right now as etcd sees it: inside the block and its key still
+        there with the revision it was acquired at (python-etcd3's and aetcd's
+        ``is_acquired()``). The answer may be stale by the time it arrives: to act on ownership
+        atomically, guard the write with :meth:`is_owner` in a transaction instead.
+
+        .. versionadded:: 0.1
+        """
+        if not self._held:
+            return False
+        kv = await self._client.get(self.key)
+        return kv is not None and kv.create_revision == self.revision
+
+    async def refresh(self) -> int:
+        """
+        Renew the lock's lease now and return its TTL (python-etcd3's and aetcd's
+        ``refresh()``). Rarely needed: the lease is kept alive while the block runs.
+
+        :raises RuntimeError: if the lock is not held
+        :raises LeaseNotFoundError: if the lease is gone
+
+        .. versionadded:: 0.1
+        """
+        if not self._held or self.lease is None:
+            raise RuntimeError("the lock is not held")
+        return await self.lease.keepalive_once()
 
     async def _acquire(self, lease: Lease) -> None:
         client = self._client
@@ -160,6 +191,19 @@ class Lock(anyio.AsyncContextManagerMixin):
 
     @asynccontextmanager
     async def __asynccontextmanager__(self) -> AsyncGenerator[Lock]:
+        holds = self._client._lock_holds()
+        hold_key = (self.name, anyio.get_current_task().id)
+        outer = holds.get(hold_key) if self._reentrant else None
+        if outer is not None:
+            # This task holds the lock already, in a block that encloses this one: run under
+            # that hold (it is released only when the outer block exits, after this one).
+            self.key, self.revision, self.lease = outer.key, outer.revision, outer.lease
+            self._held = True
+            try:
+                yield self
+            finally:
+                self._held = False
+            return
         held = False
         try:
             async with contextlib.AsyncExitStack() as stack:
@@ -173,10 +217,14 @@ class Lock(anyio.AsyncContextManagerMixin):
                     lease.add_dependent(scope)
                     try:
                         await self._acquire(lease)
-                        held = True
+                        held = self._held = True
+                        holds.setdefault(hold_key, self)
                         try:
                             yield self
                         finally:
+                            self._held = False
+                            if holds.get(hold_key) is self:
+                                del holds[hold_key]
                             await delete_quietly(self._client, self.key)
                     finally:
                         lease.remove_dependent(scope)
@@ -196,6 +244,14 @@ class LockMixin:
     """``client.lock()`` and the server-side v3lock service."""
 
     _ns: Namespace
+    _held_locks: dict[tuple[bytes, int], Lock]
+
+    def _lock_holds(self) -> dict[tuple[bytes, int], Lock]:
+        """The locks held through this client, by ``(name, task ID)`` (for ``reentrant=``)."""
+        holds: dict[tuple[bytes, int], Lock] | None = getattr(self, "_held_locks", None)
+        if holds is None:
+            holds = self._held_locks = {}
+        return holds
 
     async def _call(
         self,
@@ -239,6 +295,7 @@ class LockMixin:
         ttl: int = 60,
         timeout: float | None = None,
         session: Lease | None = None,
+        reentrant: bool = False,
     ) -> Lock:
         """
         A distributed lock for an ``async with`` block (fair: first come, first served).
@@ -248,7 +305,18 @@ class LockMixin:
             leaves no key behind (so does any cancellation of the wait)
         :param session: hold the lock on this lease (``client.session()``) instead
             of a lease of its own
+        :param reentrant: if the calling task already holds the lock ``name`` through this
+            client (in an enclosing block), run the block at once under that hold instead of
+            waiting for it (which would deadlock). Per task, like ``threading.RLock`` per
+            thread: other tasks, and other clients, still wait
         :raises LockLostError: if the lease is lost while the lock is held (the
             block is cancelled first)
         """
-        return Lock(self, name, ttl=ttl, timeout=timeout, session=session)  # type: ignore[arg-type]
+        return Lock(
+            self,  # type: ignore[arg-type]
+            name,
+            ttl=ttl,
+            timeout=timeout,
+            session=session,
+            reentrant=reentrant,
+        )

@@ -8,7 +8,8 @@ Python processes can share them:
 - :func:`stm`: software transactional memory, retried until it commits;
 - :class:`RWLock`: a fair read/write lock;
 - :class:`Barrier` and :class:`DoubleBarrier`: a gate, and a rendezvous of N;
-- :class:`Queue` and :class:`PriorityQueue`: work queues, each item delivered once.
+- :class:`Queue` and :class:`PriorityQueue`: work queues, each item delivered once;
+- :func:`watch_matching`: a watch that delivers only the keys matching a regular expression.
 
 .. code-block:: python
 
@@ -24,6 +25,9 @@ from ._barrier import Barrier as Barrier
 from ._barrier import BarrierFullError as BarrierFullError
 from ._barrier import DoubleBarrier as DoubleBarrier
 from ._barrier import DoubleBarrierEntry as DoubleBarrierEntry
+from ._matching import KeyPattern as KeyPattern
+from ._matching import MatchingWatch as MatchingWatch
+from ._matching import watch_matching as watch_matching
 from ._queue import PriorityQueue as PriorityQueue
 from ._queue import Queue as Queue
 from ._rwlock import RWLock as RWLock
@@ -40,12 +44,15 @@ __all__ = [
     "DoubleBarrier",
     "DoubleBarrierEntry",
     "Isolation",
+    "KeyPattern",
+    "MatchingWatch",
     "PriorityQueue",
     "Queue",
     "RWLock",
     "RWLockHold",
     "STMConflictError",
     "stm",
+    "watch_matching",
 ]
 
 
