@@ -563,8 +563,9 @@ class WatchMixin:
         :param fragment: let etcd split huge responses (they are reassembled here)
         :param max_buffered: events buffered for a slow consumer before the watch is
             paused on the server (and later resumed, losing nothing)
-        :raises WatchCompactedError: from the ``async with`` if ``start_revision``
-            is compacted, or from the iterator if the watch falls behind compaction
+        :raises WatchCompactedError: from the iterator, after every event before the
+            gap, if ``start_revision`` is compacted (etcd confirms such a watch, then
+            cancels it) or the watch falls behind compaction while resuming
         :raises PermissionDeniedError: if the user may not watch the range
         """
         start, range_end = key_range(key, end, prefix=prefix)

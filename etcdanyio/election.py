@@ -30,7 +30,7 @@ from . import txn
 from ._keys import to_bytes
 from ._requests import SortOrder, SortTarget
 from .errors import EtcdError, LeaseExpiredError
-from .lock import delete_quietly, enqueue, wait_for_predecessors
+from .lock import check_session, delete_quietly, enqueue, release_key, wait_for_predecessors
 from .watch import EventType
 
 if TYPE_CHECKING:
@@ -91,7 +91,11 @@ class Leadership:
         if self._resigned:
             return
         self._resigned = True
-        await self._client.txn(compare=[self.is_leader()], success=[txn.delete(self.key)])
+        result = await self._client.txn(
+            compare=[self.is_leader()], success=[txn.delete(self.key)]
+        )
+        if not result.succeeded:
+            raise NotLeaderError
 
 
 class Observation:
@@ -143,6 +147,7 @@ class Election:
         Bound the wait with a cancel scope; a cancelled candidate leaves no key.
         """
         data = to_bytes(value, "value")
+        check_session(session)
         client = self._client
         held = False
         try:
@@ -156,6 +161,8 @@ class Election:
                 with anyio.CancelScope() as scope:
                     lease.add_dependent(scope)
                     try:
+                        # Campaigns sharing a session share its key: one at a time.
+                        await stack.enter_async_context(client._local_lock(key))
                         try:
                             revision = await enqueue(client, self.prefix, key, data, lease)
                             current = await client.get(key)
@@ -177,7 +184,7 @@ class Election:
                             yield leadership
                         finally:
                             leadership._resigned = True
-                            await delete_quietly(client, key)
+                            await release_key(client, key, lease)
                     finally:
                         lease.remove_dependent(scope)
                 if lease.lost is not None:

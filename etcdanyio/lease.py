@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import random
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
 import anyio
 
-from .errors import EtcdError, LeaseExpiredError
+from .errors import EtcdError, LeaseExpiredError, RpcError
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator
@@ -146,8 +147,26 @@ class Lease(anyio.AsyncContextManagerMixin):
         if self._entered:
             raise RuntimeError("lease is already entered")
         self._entered = True
+        client = self._client
+        # A client-chosen ID makes the grant safe to retry, and lets a grant cancelled
+        # in flight be revoked instead of leaking for its whole TTL.
+        lease_id = self._requested_id or random.SystemRandom().randrange(1, 2**63)
         sent_at = anyio.current_time()
-        grant = await self._client.lease_grant(self._requested_ttl, id=self._requested_id)
+        try:
+            grant = await client.lease_grant(self._requested_ttl, id=lease_id)
+        except RpcError as exc:
+            if self._requested_id or exc.message != "etcdserver: lease already exists":
+                raise
+            # A retry of our own grant that had been applied: the lease is ours.
+            info = await client.lease_time_to_live(lease_id)
+            grant = LeaseGrantResult(info.header, lease_id, info.granted_ttl)
+        except BaseException:
+            with (
+                anyio.move_on_after(REVOKE_TIMEOUT, shield=True),
+                contextlib.suppress(EtcdError),
+            ):
+                await client.lease_revoke(lease_id)
+            raise
         self.id, self.ttl = grant.id, grant.ttl
         keepalive = self._client._keepalive()
         with anyio.CancelScope() as scope:
@@ -158,14 +177,25 @@ class Lease(anyio.AsyncContextManagerMixin):
                 yield self
             finally:
                 keepalive.unregister(registration)
-                # Already gone, or unreachable: then it expires by itself.
-                with (
-                    anyio.move_on_after(REVOKE_TIMEOUT, shield=True),
-                    contextlib.suppress(EtcdError),
-                ):
-                    await self._client.lease_revoke(grant.id)
+                if registration.lost is None:
+                    # Unreachable: then it expires by itself.
+                    with (
+                        anyio.move_on_after(REVOKE_TIMEOUT, shield=True),
+                        contextlib.suppress(EtcdError),
+                    ):
+                        await client.lease_revoke(grant.id)
+                else:
+                    # Lost: report it now, not after a revoke that may hang until it
+                    # times out; the revoke (in case the server still has it) runs on.
+                    with contextlib.suppress(RuntimeError):  # the client is closing
+                        client._tg.start_soon(_revoke_quietly, client, grant.id)
         if registration.lost is not None:
             raise LeaseExpiredError(grant.id, _describe(registration.lost)) from registration.lost
+
+
+async def _revoke_quietly(client: LeaseMixin, lease_id: int) -> None:
+    with anyio.move_on_after(REVOKE_TIMEOUT), contextlib.suppress(EtcdError):
+        await client.lease_revoke(lease_id)
 
 
 def _describe(cause: BaseException) -> str:

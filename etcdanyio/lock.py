@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import contextlib
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 
@@ -27,17 +27,17 @@ from ._keys import to_bytes, to_key
 from ._pb import v3lockpb
 from ._requests import SortOrder, SortTarget, lease_id
 from .errors import EtcdError, LeaseExpiredError
+from .lease import Lease
 from .types import RangeResult
 from .watch import EventType, Filter
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncGenerator
+    from collections.abc import AsyncGenerator, AsyncIterator
 
     import betterproto2
 
     from ._keys import Namespace
     from .client import Client
-    from .lease import Lease
 
 __all__ = ["Lock", "LockLostError"]
 
@@ -104,6 +104,26 @@ async def delete_quietly(client: Client, key: bytes) -> None:
         await client.delete(key)
 
 
+async def release_key(client: Client, key: bytes, lease: Lease) -> None:
+    """
+    Delete our key on leaving. If the lease was lost, do not make the caller wait
+    for it (the key normally went with the lease): delete it in the background.
+    """
+    if lease.lost is None:
+        await delete_quietly(client, key)
+    else:
+        with contextlib.suppress(RuntimeError):  # the client is closing
+            client._tg.start_soon(delete_quietly, client, key)
+
+
+def check_session(session: object) -> None:
+    if session is not None and not isinstance(session, Lease):
+        raise TypeError(
+            f"session must be a Lease from client.session(), got {session!r} "
+            f"({type(session).__name__})"
+        )
+
+
 class Lock(anyio.AsyncContextManagerMixin):
     """
     A held lock for the duration of an ``async with`` block.
@@ -127,6 +147,7 @@ class Lock(anyio.AsyncContextManagerMixin):
             raise ValueError("lock name must not be empty")
         if timeout is not None and (isinstance(timeout, bool) or timeout <= 0):
             raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+        check_session(session)
         self._client = client
         self.name = raw
         self.prefix = raw + b"/"
@@ -173,11 +194,17 @@ class Lock(anyio.AsyncContextManagerMixin):
             raise RuntimeError("the lock is not held")
         return await self.lease.keepalive_once()
 
-    async def _acquire(self, lease: Lease) -> None:
+    def _remaining(self, start: float) -> float | None:
+        if self._timeout is None:
+            return None
+        return max(self._timeout - (anyio.current_time() - start), 0.0)
+
+    async def _acquire(self, lease: Lease, wait_limit: float | None) -> None:
         client = self._client
         self.key = self.prefix + b"%x" % lease.id
         try:
-            with anyio.fail_after(self._timeout) if self._timeout else contextlib.nullcontext():
+            limit = anyio.fail_after(wait_limit) if wait_limit is not None else None
+            with limit or contextlib.nullcontext():
                 self.revision = await enqueue(client, self.prefix, self.key, b"", lease)
                 await wait_for_predecessors(client, self.prefix, self.revision)
             # Our key must still be there: if the session expired meanwhile, it is not.
@@ -216,7 +243,17 @@ class Lock(anyio.AsyncContextManagerMixin):
                 with anyio.CancelScope() as scope:
                     lease.add_dependent(scope)
                     try:
-                        await self._acquire(lease)
+                        # Tasks sharing a session share its lease, so etcd would take the
+                        # second one's key for re-entry: serialise them here.
+                        start = anyio.current_time()
+                        key = self.prefix + b"%x" % lease.id
+                        with (
+                            anyio.fail_after(self._timeout)
+                            if self._timeout
+                            else (contextlib.nullcontext())
+                        ):
+                            await stack.enter_async_context(self._client._local_lock(key))
+                        await self._acquire(lease, self._remaining(start))
                         held = self._held = True
                         holds.setdefault(hold_key, self)
                         try:
@@ -225,7 +262,7 @@ class Lock(anyio.AsyncContextManagerMixin):
                             self._held = False
                             if holds.get(hold_key) is self:
                                 del holds[hold_key]
-                            await delete_quietly(self._client, self.key)
+                            await release_key(self._client, self.key, lease)
                     finally:
                         lease.remove_dependent(scope)
                 if lease.lost is not None:
@@ -245,6 +282,25 @@ class LockMixin:
 
     _ns: Namespace
     _held_locks: dict[tuple[bytes, int], Lock]
+    _local_guards: dict[bytes, list[Any]]
+
+    @asynccontextmanager
+    async def _local_lock(self, key: bytes) -> AsyncIterator[None]:
+        """Exclusion, within this client, among holders of the same etcd key."""
+        guards: dict[bytes, list[Any]] | None = getattr(self, "_local_guards", None)
+        if guards is None:
+            guards = self._local_guards = {}
+        entry = guards.get(key)
+        if entry is None:
+            entry = guards[key] = [anyio.Lock(), 0]
+        entry[1] += 1
+        try:
+            async with entry[0]:
+                yield
+        finally:
+            entry[1] -= 1
+            if not entry[1]:
+                del guards[key]
 
     def _lock_holds(self) -> dict[tuple[bytes, int], Lock]:
         """The locks held through this client, by ``(name, task ID)`` (for ``reentrant=``)."""

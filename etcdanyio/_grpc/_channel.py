@@ -238,6 +238,10 @@ class Channel:
             connection = self._connection
             if connection is not None and connection.usable:
                 return connection
+            if connection is not None and connection.error is not None:
+                # It failed under a stream (PING timeout, EOF): back its endpoint off
+                # too, or a frozen member would be redialled first.
+                self.mark_failed(connection)
             self._connection = None
             causes: list[BaseException] = []
             order = sorted(self._endpoints, key=lambda s: s.next_attempt)

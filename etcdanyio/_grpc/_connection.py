@@ -104,6 +104,7 @@ class Connection:
         self._error: TransportError | None = None
         self._writing = False
         self._reads = 0
+        self._last_activity = 0.0
         self._ping: tuple[bytes, anyio.Event] | None = None
         self._slot_waiter: anyio.Event | None = None
         self._run_scope: anyio.CancelScope | None = None
@@ -202,6 +203,7 @@ class Connection:
             raise self._error
 
     async def _reader(self) -> None:
+        current_time = anyio.current_time
         stream = self._stream
         receive: Callable[[], Awaitable[bytes]]
         if isinstance(stream, anyio.abc.ByteReceiveStream):
@@ -215,6 +217,7 @@ class Connection:
             while True:
                 data = await receive()
                 self._reads += 1
+                self._last_activity = current_time()
                 for event in proto.receive_data(data):
                     route(event)
                 if proto.settings_received and not settings.is_set():
@@ -351,10 +354,16 @@ class Connection:
         if interval <= 0 or interval == math.inf:
             return
         while True:
-            seen = self._reads
-            await anyio.sleep(interval)
+            # PING once ``interval`` has passed since the last read (or since the first
+            # call opened on a quiet connection), not on a fixed beat.
+            due = self._last_activity + interval
+            now = anyio.current_time()
+            if now < due:
+                await anyio.sleep(due - now)
+                continue
             # Pinging a connection with no open streams earns "too_many_pings" from grpc-go.
-            if self._reads != seen or not self._calls:
+            if not self._calls:
+                self._last_activity = now
                 continue
             payload = os.urandom(8)
             answered = anyio.Event()
@@ -428,6 +437,8 @@ class Connection:
                 break
             waiter = self._slot_waiter = self._slot_waiter or anyio.Event()
             await waiter.wait()
+        if not self._calls:
+            self._last_activity = anyio.current_time()  # a quiet connection wakes up
         stream_id = proto.start_call(self._request_headers.block(path, grpc_timeout, metadata))
         state = CallState(stream_id, wake_each=wake_each)
         self._calls[stream_id] = state

@@ -178,3 +178,12 @@ class Oracle:
         """Return the keys attached to ``lease``, in key order (``[]`` if it does not exist)."""
         reply = self.call("lease/timetolive", {"ID": str(lease), "keys": True})
         return sorted(_unb64(key) for key in reply.get("keys", []))
+
+    def leases(self) -> list[int]:
+        """Return the IDs of every lease the member knows (``LeaseLeases``), sorted."""
+        reply = self.call("lease/leases", {})
+        return sorted(int(raw["ID"]) for raw in reply.get("leases", []))
+
+    def lease_ttl(self, lease: int) -> int:
+        """Return the remaining TTL of ``lease`` in seconds (``-1`` if it does not exist)."""
+        return int(self.call("lease/timetolive", {"ID": str(lease)}).get("TTL", 0))
