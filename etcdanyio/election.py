@@ -91,9 +91,7 @@ class Leadership:
         if self._resigned:
             return
         self._resigned = True
-        result = await self._client.txn(
-            compare=[self.is_leader()], success=[txn.delete(self.key)]
-        )
+        result = await self._client.txn(compare=[self.is_leader()], success=[txn.delete(self.key)])
         if not result.succeeded:
             raise NotLeaderError
 
