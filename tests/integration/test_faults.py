@@ -14,7 +14,7 @@ Each scenario is bounded (``pytest.mark.timeout``: the §2.6 budget doubled for 
 seeded: the seed is printed (``FAULT_SEED=<n>`` replays it) and seeds the client's jitter too.
 Failover times are printed as ``failover <what>: <seconds>``.
 
-S1, S3, S10 and S14 also run against etcd 3.4 when its binary is there: ``$ETCD34_BIN``, or
+Every scenario also runs against etcd 3.4 when its binary is there: ``$ETCD34_BIN``, or
 ``.etcd34/usr/bin/etcd`` as ``scripts/fetch-etcd34.sh`` unpacks it (Debian's etcd-server).
 
 S13 needs a peer partition: :class:`PeerProxy` carries the raft traffic of the cluster (each
@@ -107,22 +107,15 @@ def etcd_binary(request: pytest.FixtureRequest) -> str | None:
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[EtcdServer]:
-    """One etcd 3.5 member for the single-member scenarios (each brings its own proxy)."""
-    with EtcdServer(extra_args=MEMBER_ARGS) as server:
+def server(etcd_binary: str | None) -> Iterator[EtcdServer]:
+    """One member of each available etcd version, for the single-member scenarios."""
+    with EtcdServer(extra_args=MEMBER_ARGS, binary=etcd_binary) as server:
         yield server
 
 
 @pytest.fixture(scope="module")
-def versioned_server(
-    request: pytest.FixtureRequest, etcd_binary: str | None
-) -> Iterator[EtcdServer]:
-    """One member of each available etcd version (3.5 is the module's ``server``)."""
-    if etcd_binary is None:
-        yield request.getfixturevalue("server")
-        return
-    with EtcdServer(extra_args=MEMBER_ARGS, binary=etcd_binary) as server:
-        yield server
+def versioned_server(server: EtcdServer) -> EtcdServer:
+    return server
 
 
 # ------------------------------------------------------------------------------ helpers
@@ -753,11 +746,13 @@ async def test_s10_kill_the_pinned_follower(
 
 @pytest.mark.slow
 @pytest.mark.timeout(16)
-async def test_s11_kill_the_leader_under_puts_and_gets(prefix: bytes, rng: random.Random) -> None:
+async def test_s11_kill_the_leader_under_puts_and_gets(
+    etcd_binary: str | None, prefix: bytes, rng: random.Random
+) -> None:
     recorder = Recorder(expected=EXPECTED)
     keys = [prefix + b"k%d" % i for i in range(3)]
     with anyio.fail_after(10):
-        async with proxied_cluster() as (cluster, proxies):
+        async with proxied_cluster(etcd_binary) as (cluster, proxies):
             leader = await cluster.aleader()
             oracle = Oracle(cluster.members[(leader + 1) % 3].endpoint)
             since = await ask(oracle.revision)
@@ -814,12 +809,14 @@ class LeaseSampler:
 
 @pytest.mark.slow
 @pytest.mark.timeout(16)
-async def test_s12_pause_the_pinned_member(prefix: bytes, rng: random.Random) -> None:
+async def test_s12_pause_the_pinned_member(
+    etcd_binary: str | None, prefix: bytes, rng: random.Random
+) -> None:
     recorder = Recorder(expected=EXPECTED)
     key = prefix + b"leased"
     pause = 2.0
     with anyio.fail_after(12):
-        async with proxied_cluster() as (cluster, proxies):
+        async with proxied_cluster(etcd_binary) as (cluster, proxies):
             frozen = await cluster.aleader()  # the leader: its followers elect a new one
             oracle = Oracle(cluster.members[(frozen + 1) % 3].endpoint)
             since = await ask(oracle.revision)
@@ -1048,11 +1045,13 @@ class PeerProxiedCluster(EtcdCluster):
 
 
 @asynccontextmanager
-async def peer_proxied_cluster() -> AsyncIterator[tuple[PeerProxiedCluster, PeerProxy]]:
+async def peer_proxied_cluster(
+    binary: str | None = None,
+) -> AsyncIterator[tuple[PeerProxiedCluster, PeerProxy]]:
     async with anyio.create_task_group() as tg:
         peers = PeerProxy(3)
         await tg.start(peers.serve)
-        async with PeerProxiedCluster(peers, extra_args=MEMBER_ARGS) as cluster:
+        async with PeerProxiedCluster(peers, extra_args=MEMBER_ARGS, binary=binary) as cluster:
             peers.ids = {format(cluster.member_id(i), "x"): i for i in range(3)}
             yield cluster, peers
         tg.cancel_scope.cancel()
@@ -1066,12 +1065,14 @@ async def leader_of(member: EtcdMember) -> int:
 
 @pytest.mark.slow
 @pytest.mark.timeout(12)
-async def test_s13_peer_partition_of_the_pinned_member(prefix: bytes, rng: random.Random) -> None:
+async def test_s13_peer_partition_of_the_pinned_member(
+    etcd_binary: str | None, prefix: bytes, rng: random.Random
+) -> None:
     recorder = Recorder(expected=EXPECTED)
     key = prefix + b"k"
     with anyio.fail_after(10):
         async with (
-            peer_proxied_cluster() as (cluster, peers),
+            peer_proxied_cluster(etcd_binary) as (cluster, peers),
             open_fault_proxies(*cluster.endpoints) as proxies,
         ):
             leader = await cluster.aleader()
@@ -1183,12 +1184,14 @@ async def test_s14_quorum_loss_and_recovery(
 
 @pytest.mark.slow
 @pytest.mark.timeout(12)
-async def test_s15_move_leader_five_times_under_load(prefix: bytes, rng: random.Random) -> None:
+async def test_s15_move_leader_five_times_under_load(
+    etcd_binary: str | None, prefix: bytes, rng: random.Random
+) -> None:
     recorder = Recorder(expected=EXPECTED)
     keys = [prefix + b"k%d" % i for i in range(4)]
     moves: list[float] = []
     with anyio.fail_after(10):
-        async with proxied_cluster() as (cluster, proxies):
+        async with proxied_cluster(etcd_binary) as (cluster, proxies):
             oracle = Oracle(cluster.members[0].endpoint)
             since = await ask(oracle.revision)
             stop = anyio.Event()
@@ -1267,14 +1270,17 @@ def _put_many(endpoints: list[str], prefix: bytes, count: int) -> None:
 @pytest.mark.slow
 @pytest.mark.timeout(16)
 async def test_s16_watch_moves_onto_a_member_restored_from_a_snapshot(
-    prefix: bytes, rng: random.Random
+    etcd_binary: str | None, prefix: bytes, rng: random.Random
 ) -> None:
     # etcd 3.5 keeps 5,000 raft entries after each snapshot for slow followers, so the member
     # must miss more than that (and --snapshot-count 100) to be sent a snapshot on rejoin.
     bulk = prefix[:-1] + b"-bulk/"
     recorder = Recorder(expected=EXPECTED)
     with anyio.fail_after(14):
-        async with proxied_cluster(extra_args=["--snapshot-count", "100"]) as (cluster, proxies):
+        async with proxied_cluster(etcd_binary, extra_args=["--snapshot-count", "100"]) as (
+            cluster,
+            proxies,
+        ):
             leader = await cluster.aleader()
             rejoiner = rng.choice([i for i in range(3) if i != leader])
             other = next(i for i in range(3) if i not in (leader, rejoiner))
@@ -1338,12 +1344,12 @@ async def test_s16_watch_moves_onto_a_member_restored_from_a_snapshot(
 @pytest.mark.slow
 @pytest.mark.timeout(16)
 async def test_kill_the_pinned_member_under_64_writers_and_a_watch(
-    prefix: bytes, rng: random.Random
+    etcd_binary: str | None, prefix: bytes, rng: random.Random
 ) -> None:
     recorder = Recorder(expected=EXPECTED)
     keys = [prefix + b"w%02d" % i for i in range(16)]
     with anyio.fail_after(12):
-        async with proxied_cluster() as (cluster, proxies):
+        async with proxied_cluster(etcd_binary) as (cluster, proxies):
             victim = await cluster.aleader()
             oracle = Oracle(cluster.members[(victim + 1) % 3].endpoint)
             since = await ask(oracle.revision)
