@@ -194,7 +194,12 @@ class Lease(anyio.AsyncContextManagerMixin):
 
 
 async def _revoke_quietly(client: LeaseMixin, lease_id: int) -> None:
-    with anyio.move_on_after(REVOKE_TIMEOUT), contextlib.suppress(EtcdError):
+    # A background task of the client: it must not fail the client's task group,
+    # also not when the client closed before it ran.
+    with (
+        anyio.move_on_after(REVOKE_TIMEOUT),
+        contextlib.suppress(EtcdError, anyio.ClosedResourceError),
+    ):
         await client.lease_revoke(lease_id)
 
 

@@ -100,7 +100,10 @@ async def enqueue(client: Client, prefix: bytes, key: bytes, value: bytes, lease
 
 async def delete_quietly(client: Client, key: bytes) -> None:
     """Delete ``key`` shielded and bounded; the lease removes it anyway if this fails."""
-    with anyio.move_on_after(CLEANUP_TIMEOUT, shield=True), contextlib.suppress(EtcdError):
+    with (
+        anyio.move_on_after(CLEANUP_TIMEOUT, shield=True),
+        contextlib.suppress(EtcdError, anyio.ClosedResourceError),  # closing client: fine
+    ):
         await client.delete(key)
 
 
