@@ -742,3 +742,41 @@ def _response_op(data: bytes) -> TxnOpResult:
     if result is None:
         raise _malformed("ResponseOp without a response")
     return result
+
+
+# --- lease keepalive ------------------------------------------------------------
+
+
+def encode_lease_keepalive(lease_id: int) -> bytes:
+    """An ``etcdserverpb.LeaseKeepAliveRequest``."""
+    return b"\x08" + _int64(lease_id) if lease_id else b""
+
+
+def decode_lease_keepalive(data: bytes) -> tuple[int, int]:
+    """``(ID, TTL)`` of an ``etcdserverpb.LeaseKeepAliveResponse`` (the header is skipped)."""
+    lease_id = ttl = 0
+    pos = 0
+    end = len(data)
+    try:
+        while pos < end:
+            tag = data[pos]
+            pos += 1
+            if tag >= 0x80:
+                tag, pos = _varint(data, pos, tag)
+            if tag == 0x10 or tag == 0x18:
+                v = data[pos]
+                pos += 1
+                if v >= 0x80:
+                    v, pos = _varint(data, pos, v)
+                v = v - _TWO64 if v > _INT64_MAX else v
+                if tag == 0x10:
+                    lease_id = v
+                else:
+                    ttl = v
+            else:
+                pos = _skip(data, pos, tag)
+        if pos != end:
+            raise _Truncated
+    except (IndexError, _Truncated):
+        raise _malformed("truncated input") from None
+    return lease_id, ttl

@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING
 import anyio
 
 from ._auth import REAUTHENTICATE
+from ._codec import decode_lease_keepalive, encode_lease_keepalive
 from ._grpc import GrpcError, Status, TransportError
-from ._pb import etcdserverpb as pb
 from .errors import EtcdError
 
 if TYPE_CHECKING:
@@ -210,7 +210,7 @@ class KeepAliveStream:
                     registration.sent.append(now)
                     # Until answered, check again no sooner than TTL/3 from now.
                     registration.next_send = now + max(registration.ttl / 3, 0.1)
-                await call.send_messages([bytes(pb.LeaseKeepAliveRequest(id=r.id)) for r in due])
+                await call.send_messages([encode_lease_keepalive(r.id) for r in due])
                 continue
             next_send = min((r.next_send for r in self._regs.values()), default=math.inf)
             deadline = min((r.deadline for r in self._regs.values()), default=math.inf)
@@ -221,19 +221,19 @@ class KeepAliveStream:
             data = await call.recv_message()
             if data is None:
                 return
-            response = pb.LeaseKeepAliveResponse.parse(data)
-            registration = self._regs.get(response.id)
+            lease_id, ttl = decode_lease_keepalive(data)
+            registration = self._regs.get(lease_id)
             if registration is None:
                 continue
-            if response.ttl <= 0:
+            if ttl <= 0:
                 registration.lose(LeaseLost("etcd reports the lease expired or revoked (TTL 0)"))
                 del self._regs[registration.id]
                 self._wake()
                 continue
-            registration.ttl = response.ttl
+            registration.ttl = ttl
             sent_at = registration.sent.popleft() if registration.sent else anyio.current_time()
             # The server renewed the lease no earlier than we sent the request.
-            registration.deadline = max(registration.deadline, sent_at + response.ttl)
+            registration.deadline = max(registration.deadline, sent_at + ttl)
             # Later than any time the writer sleeps towards: no need to wake it (waking
             # it on every answer made a round cost O(leases²)).
-            registration.next_send = anyio.current_time() + response.ttl / 3
+            registration.next_send = anyio.current_time() + ttl / 3

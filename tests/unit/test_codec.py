@@ -516,3 +516,21 @@ def test_fast_constructors_make_ordinary_instances() -> None:
             setattr(fast, name, None)
     assert hash(header) == hash(ResponseHeader(1, 2, 3, 4))
     assert hash(kv) == hash(KeyValue(b"k", b"v", 1, 2, 3, 4))
+
+
+@given(st.integers(min_value=-(2**63), max_value=2**63 - 1))
+def test_lease_keepalive_request_matches_betterproto(lease_id: int) -> None:
+    assert _codec.encode_lease_keepalive(lease_id) == bytes(pb.LeaseKeepAliveRequest(id=lease_id))
+
+
+@given(
+    st.integers(min_value=-(2**63), max_value=2**63 - 1),
+    st.integers(min_value=-(2**63), max_value=2**63 - 1),
+)
+def test_lease_keepalive_response_matches_betterproto(lease_id: int, ttl: int) -> None:
+    response = pb.LeaseKeepAliveResponse(
+        header=pb.ResponseHeader(cluster_id=1, member_id=2, revision=3, raft_term=4),
+        id=lease_id,
+        ttl=ttl,
+    )
+    assert _codec.decode_lease_keepalive(bytes(response)) == (lease_id, ttl)
