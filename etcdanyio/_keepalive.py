@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import functools
 import logging
 import math
 import random
@@ -25,6 +26,7 @@ import anyio
 from ._auth import REAUTHENTICATE
 from ._codec import decode_lease_keepalive, encode_lease_keepalive
 from ._grpc import GrpcError, Status, TransportError
+from ._streams import pump
 from .errors import EtcdError
 
 if TYPE_CHECKING:
@@ -174,31 +176,14 @@ class KeepAliveStream:
             self._running = False
 
     async def _session(self) -> None:
-        error: BaseException | None = None
-        self._session_metadata = self._metadata()
-        async with (
-            self._channel.open_call(KEEPALIVE_PATH, metadata=self._metadata()) as call,
-            anyio.create_task_group() as tg,
-        ):
+        metadata = self._session_metadata = self._metadata()
+        async with self._channel.open_call(KEEPALIVE_PATH, metadata=metadata) as call:
             self._session_connection = call.connection
-
-            async def read() -> None:
-                nonlocal error
-                try:
-                    await self._reader(call)
-                    error = TransportError("keepalive stream ended by the server")
-                except (TransportError, GrpcError) as exc:
-                    error = exc
-                tg.cancel_scope.cancel()
-
-            tg.start_soon(read)
-            try:
-                await self._writer(call)
-            except (TransportError, GrpcError) as exc:
-                error = exc
-            tg.cancel_scope.cancel()
-        if error is not None:
-            raise error
+            await pump(
+                functools.partial(self._reader, call),
+                functools.partial(self._writer, call),
+                "keepalive",
+            )
 
     async def _writer(self, call: Call) -> None:
         while self._regs:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import dataclasses
+import functools
 import logging
 import random
 import re
@@ -36,6 +37,7 @@ from ._codec import WatchResponse, decode_watch_response
 from ._grpc import GrpcError, Status, TransportError
 from ._pb import etcdserverpb as pb
 from ._requests import check_int, key_range
+from ._streams import pump
 from .errors import EtcdError, WatchCompactedError, rpc_error, translate
 from .watch import Event, Filter, Watch, WatchBatch
 
@@ -380,7 +382,6 @@ class WatchStream:
             self._connected = False
 
     async def _session(self) -> None:
-        error: BaseException | None = None
         self._session_metadata = metadata = self._metadata()
         async with self._channel.open_call(WATCH_PATH, metadata=metadata) as call:
             self._session_connection = call.connection
@@ -396,27 +397,13 @@ class WatchStream:
                 else:
                     self._create(watcher)
             try:
-                async with anyio.create_task_group() as tg:
-
-                    async def read() -> None:
-                        nonlocal error
-                        try:
-                            await self._reader(call)
-                            error = TransportError("watch stream ended by the server")
-                        except (TransportError, GrpcError) as exc:
-                            error = exc
-                        tg.cancel_scope.cancel()
-
-                    tg.start_soon(read)
-                    try:
-                        await self._writer(call)
-                    except (TransportError, GrpcError) as exc:
-                        error = exc
-                    tg.cancel_scope.cancel()
+                await pump(
+                    functools.partial(self._reader, call),
+                    functools.partial(self._writer, call),
+                    "watch",
+                )
             finally:
                 self._connected = False
-        if error is not None:
-            raise error
 
     async def _writer(self, call: Call) -> None:
         outbox = self._outbox
