@@ -11,75 +11,26 @@ wait is bounded and polls observable state under a deadline, never sleeps for it
 from __future__ import annotations
 
 import logging
-import socket
-import subprocess
-from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
 import anyio
 import pytest
 
 import etcdanyio
-from etcdanyio.testing import EtcdCluster, EtcdServer, find_etcd_binary
+from etcdanyio.testing import EtcdCluster, EtcdServer
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Awaitable, Callable
     from pathlib import Path
 
-    from anyio.abc import Process
 
-    from etcdanyio import Client
+from ._kit.helpers import NO_STRICT_RECONFIG, free_ports, run_etcd, until
 
 pytestmark = pytest.mark.integration
 
-NO_STRICT_RECONFIG = ["--strict-reconfig-check=false"]
-FAST = [
-    *("--heartbeat-interval", "25", "--election-timeout", "250", "--unsafe-no-fsync"),
-    *("--log-level", "error", "--logger", "zap", "--log-outputs", "stderr"),
-]
 INTERVAL = 0.2
 
 
-async def until(what: str, probe: Callable[[], Awaitable[object]], within: float = 10.0) -> None:
-    """Poll the async ``probe`` until it returns something truthy, for at most ``within`` s."""
-    with anyio.move_on_after(within):
-        while not await probe():  # noqa: ASYNC110 -- the state lives in etcd: poll it
-            await anyio.sleep(0.02)  # the poll interval; the deadline bounds the wait
-        return
-    raise TimeoutError(f"{what}: not within {within} s")
-
-
-def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
-
-
-@asynccontextmanager
-async def run_etcd(argv: list[str], log: Path) -> AsyncIterator[Process]:
-    """An etcd process for the block's duration; killed and reaped on exit."""
-    async with await anyio.open_file(log, "ab") as out:  # the child keeps its own descriptor
-        process = await anyio.open_process(
-            [find_etcd_binary(), *argv, *FAST],
-            stdin=subprocess.DEVNULL,
-            stdout=out.wrapped,
-            stderr=out.wrapped,
-        )
-    try:
-        yield process
-    finally:
-        with anyio.CancelScope(shield=True), anyio.fail_after(10):
-            process.kill()
-            await process.wait()
-            await process.aclose()
-
-
-def pinned(client: Client) -> str | None:
+def pinned(client: etcdanyio.Client) -> str | None:
     endpoint = client._channel.current_endpoint
     return None if endpoint is None else str(endpoint)
 

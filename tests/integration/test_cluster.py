@@ -9,71 +9,21 @@ Every wait is bounded; state is polled under a deadline, never slept for.
 
 from __future__ import annotations
 
-import socket
-import subprocess
-from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
-import anyio
 import pytest
 
 import etcdanyio
 from etcdanyio import LearnerNotReadyError, MemberNotFoundError, RpcError, Status
-from etcdanyio.testing import EtcdCluster, find_etcd_binary
+from etcdanyio.testing import EtcdCluster
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
     from pathlib import Path
 
-    from anyio.abc import Process
+
+from ._kit.helpers import NO_STRICT_RECONFIG, free_ports, run_etcd, until
 
 pytestmark = pytest.mark.integration
-
-NO_STRICT_RECONFIG = ["--strict-reconfig-check=false"]
-FAST = [
-    *("--heartbeat-interval", "25", "--election-timeout", "250", "--unsafe-no-fsync"),
-    *("--log-level", "error", "--logger", "zap", "--log-outputs", "stderr"),
-]
-
-
-def _free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
-
-
-@asynccontextmanager
-async def run_etcd(argv: list[str], log: Path) -> AsyncIterator[Process]:
-    """An etcd process for the block's duration; killed and reaped on exit."""
-    async with await anyio.open_file(log, "ab") as out:  # the child keeps its own descriptor
-        process = await anyio.open_process(
-            [find_etcd_binary(), *argv, *FAST],
-            stdin=subprocess.DEVNULL,
-            stdout=out.wrapped,
-            stderr=out.wrapped,
-        )
-    try:
-        yield process
-    finally:
-        with anyio.CancelScope(shield=True), anyio.fail_after(10):
-            process.kill()
-            await process.wait()
-            await process.aclose()
-
-
-async def _until(what: str, probe: Any, within: float = 10.0) -> Any:
-    """Poll the async ``probe`` until it returns something truthy, for at most ``within`` s."""
-    with anyio.move_on_after(within):
-        while True:
-            if result := await probe():
-                return result
-            await anyio.sleep(0.02)  # the poll interval; the deadline bounds the wait
-    raise TimeoutError(f"{what}: not within {within} s")
 
 
 async def test_members_lists_the_cluster(etcd_cluster: EtcdCluster) -> None:
@@ -95,7 +45,7 @@ async def test_learner_is_added_started_promoted_and_removed(tmp_path: Path) -> 
         EtcdCluster(3, extra_args=NO_STRICT_RECONFIG) as cluster,
         etcdanyio.open_etcd(cluster.endpoints) as client,
     ):
-        peer_port, client_port = _free_ports(2)
+        peer_port, client_port = free_ports(2)
         peer_url, client_url = f"http://127.0.0.1:{peer_port}", f"http://127.0.0.1:{client_port}"
 
         added = await client.member_add([peer_url], learner=True)
@@ -125,7 +75,7 @@ async def test_learner_is_added_started_promoted_and_removed(tmp_path: Path) -> 
                 except etcdanyio.ConnectionFailedError:
                     return None
 
-            status = await _until("the learner serves", learner_status)
+            status = await until("the learner serves", learner_status)
             assert status.is_learner
             assert status.member_id == new.id
 
@@ -135,7 +85,7 @@ async def test_learner_is_added_started_promoted_and_removed(tmp_path: Path) -> 
                 except LearnerNotReadyError:
                     return None  # still catching up with the leader's log
 
-            promoted = await _until("the learner is promoted", promote)
+            promoted = await until("the learner is promoted", promote)
             by_id = {m.id: m for m in promoted}
             assert not by_id[new.id].is_learner
             listed = {m.id: m for m in await client.members()}
@@ -154,7 +104,7 @@ async def test_unstarted_learner_and_typed_errors() -> None:
         EtcdCluster(3, extra_args=NO_STRICT_RECONFIG) as cluster,
         etcdanyio.open_etcd(cluster.endpoints) as client,
     ):
-        (port,) = _free_ports(1)
+        (port,) = free_ports(1)
         learner = (await client.member_add([f"http://127.0.0.1:{port}"], learner=True)).member
 
         # Never started, so never in sync with the leader.
@@ -167,7 +117,7 @@ async def test_unstarted_learner_and_typed_errors() -> None:
         assert not_ready.value.applied is False
 
         # etcd 3.5 allows one learner at a time.
-        (other,) = _free_ports(1)
+        (other,) = free_ports(1)
         with pytest.raises(RpcError) as too_many:
             await client.member_add([f"http://127.0.0.1:{other}"], learner=True)
         assert too_many.value.message == "etcdserver: too many learner members in cluster"

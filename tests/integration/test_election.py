@@ -9,14 +9,13 @@ test sleeps to wait for a state. Ground truth is read with the JSON-gateway orac
 
 from __future__ import annotations
 
-import functools
 import os
 import signal
 import subprocess
 import sys
 import uuid
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import anyio
 import anyio.abc
@@ -36,10 +35,12 @@ if sys.version_info < (3, 11):
     from exceptiongroup import BaseExceptionGroup
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable
+    from collections.abc import AsyncIterator
 
     from etcdanyio.election import Observation
     from etcdanyio.testing import EtcdServer
+
+from ._kit.helpers import ask
 
 pytestmark = pytest.mark.integration
 
@@ -63,11 +64,6 @@ def oracle(etcd: EtcdServer) -> Oracle:
 async def client(etcd: EtcdServer) -> AsyncIterator[etcdanyio.Client]:
     async with etcdanyio.open_etcd(etcd.endpoints) as client:
         yield client
-
-
-async def ask(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """Run a blocking oracle call in a worker thread."""
-    return await anyio.to_thread.run_sync(functools.partial(function, *args, **kwargs))
 
 
 async def next_put(events: etcdanyio.Watch) -> etcdanyio.KeyValue:

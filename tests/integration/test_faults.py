@@ -64,6 +64,8 @@ from ._kit.oracle import Oracle, prefix_range_end
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 
+from ._kit.helpers import ask
+
 pytestmark = pytest.mark.integration
 
 #: members accept the clients' 0.5 s PINGs (etcd's default minimum interval is 5 s)
@@ -142,11 +144,6 @@ def say(text: object) -> None:
 
 def report(what: str, seconds: float) -> None:
     say(f"failover {what}: {seconds:.3f} s")
-
-
-async def ask(function: Callable[..., Any], *args: Any) -> Any:
-    """A blocking call (oracle, harness) in a worker thread."""
-    return await anyio.to_thread.run_sync(functools.partial(function, *args))
 
 
 async def until(predicate: Callable[[], bool], within: float, what: str = "condition") -> float:
@@ -1048,7 +1045,7 @@ async def peer_proxied_cluster(
 async def leader_of(member: EtcdMember) -> int:
     """The leader ``member`` itself reports (0: none), through its own gateway."""
     status = await ask(Oracle(member.endpoint, timeout=1).status)
-    return cast("int", status.leader)
+    return status.leader
 
 
 @pytest.mark.slow

@@ -8,7 +8,6 @@ shares no code with the client. Every test works under its own random key prefix
 
 from __future__ import annotations
 
-import functools
 import types
 import uuid
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -27,6 +26,8 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Iterator
 
     from etcdanyio.testing import EtcdServer
+
+from ._kit.helpers import ask
 
 pytestmark = pytest.mark.integration
 
@@ -63,11 +64,6 @@ def lease(oracle: Oracle) -> Iterator[int]:
     lease_id = oracle.lease_grant(60)
     yield lease_id
     oracle.lease_revoke(lease_id)
-
-
-async def ask(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """Run a blocking oracle call in a worker thread."""
-    return await anyio.to_thread.run_sync(functools.partial(function, *args, **kwargs))
 
 
 async def value_of(oracle: Oracle, key: bytes) -> bytes | None:

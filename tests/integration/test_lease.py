@@ -12,7 +12,6 @@ then injects the fault at once, so that answer is the last one before the fault.
 from __future__ import annotations
 
 import contextlib
-import functools
 import re
 import urllib.request
 import uuid
@@ -29,9 +28,11 @@ from ._kit.faultproxy import open_fault_proxy
 from ._kit.oracle import Oracle
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable
+    from collections.abc import AsyncIterator
 
     from etcdanyio.testing import EtcdServer
+
+from ._kit.helpers import ask
 
 pytestmark = pytest.mark.integration
 
@@ -56,11 +57,6 @@ def oracle(etcd: EtcdServer) -> Oracle:
 async def client(etcd: EtcdServer) -> AsyncIterator[etcdanyio.Client]:
     async with etcdanyio.open_etcd(etcd.endpoints) as client:
         yield client
-
-
-async def ask(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """Run a blocking oracle call in a worker thread."""
-    return await anyio.to_thread.run_sync(functools.partial(function, *args, **kwargs))
 
 
 async def wait_answer(lease: etcdanyio.Lease, within: float = 3.0) -> float:

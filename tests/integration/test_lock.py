@@ -10,7 +10,6 @@ read with the JSON-gateway oracle, which shares no code with the client.
 
 from __future__ import annotations
 
-import functools
 import os
 import signal
 import subprocess
@@ -33,9 +32,11 @@ from ._kit.faultproxy import FaultProxy, open_fault_proxy
 from ._kit.oracle import Oracle
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable
+    from collections.abc import AsyncIterator
 
     from etcdanyio.testing import EtcdServer
+
+from ._kit.helpers import ask
 
 pytestmark = pytest.mark.integration
 
@@ -59,11 +60,6 @@ def oracle(etcd: EtcdServer) -> Oracle:
 async def client(etcd: EtcdServer) -> AsyncIterator[etcdanyio.Client]:
     async with etcdanyio.open_etcd(etcd.endpoints) as client:
         yield client
-
-
-async def ask(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """Run a blocking oracle call in a worker thread."""
-    return await anyio.to_thread.run_sync(functools.partial(function, *args, **kwargs))
 
 
 async def next_put(events: etcdanyio.Watch) -> etcdanyio.KeyValue:

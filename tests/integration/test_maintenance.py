@@ -11,11 +11,8 @@ import hashlib
 import io
 import json
 import os
-import socket
-import subprocess
 import uuid
-from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import anyio
 import pytest
@@ -26,37 +23,14 @@ from etcdanyio._maintenance import SnapshotVerifier
 from etcdanyio.testing import EtcdCluster, EtcdServer, find_etcd_binary
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable
+    from collections.abc import AsyncIterator
     from pathlib import Path
+
+from ._kit.helpers import free_ports, run_etcd, until
 
 pytestmark = pytest.mark.integration
 
-FAST = [
-    *("--heartbeat-interval", "25", "--election-timeout", "250", "--unsafe-no-fsync"),
-    *("--log-level", "error", "--logger", "zap", "--log-outputs", "stderr"),
-]
 MiB = 1 << 20
-
-
-def _free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for sock in sockets:
-            sock.bind(("127.0.0.1", 0))
-        return [sock.getsockname()[1] for sock in sockets]
-    finally:
-        for sock in sockets:
-            sock.close()
-
-
-async def _until(what: str, probe: Callable[[], Any], within: float = 10.0) -> Any:
-    """Poll the async ``probe`` until it returns something truthy, for at most ``within`` s."""
-    with anyio.move_on_after(within):
-        while True:
-            if result := await probe():
-                return result
-            await anyio.sleep(0.02)  # the poll interval; the deadline bounds the wait
-    raise TimeoutError(f"{what}: not within {within} s")
 
 
 async def _names(directory: Path) -> list[str]:
@@ -102,7 +76,7 @@ async def test_move_leader_goes_through_the_current_leader(etcd_cluster: EtcdClu
         async def target_leads() -> bool:
             return await etcd_cluster.aleader() == target
 
-        await _until("the target leads", target_leads)
+        await until("the target leads", target_leads)
         assert (await client.status()).leader == etcd_cluster.member_id(target)
 
         # Back again, from a client that is connected to the leader itself.
@@ -111,7 +85,7 @@ async def test_move_leader_goes_through_the_current_leader(etcd_cluster: EtcdClu
         async def follower_leads() -> bool:
             return await etcd_cluster.aleader() == follower
 
-        await _until("the follower leads", follower_leads)
+        await until("the follower leads", follower_leads)
 
         with pytest.raises(RpcError) as bad:
             await client.move_leader(12345)
@@ -133,7 +107,7 @@ async def test_hash_kv_agrees_across_members(etcd_cluster: EtcdCluster) -> None:
             async def applied(endpoint: str = endpoint) -> bool:
                 return (await client.status(endpoint)).raft_applied_index >= committed
 
-            await _until(f"{endpoint} applies the writes", applied)
+            await until(f"{endpoint} applies the writes", applied)
 
         hashes = [await client.hash_kv(revision, endpoint=e) for e in etcd_cluster.endpoints]
         assert {(h.hash, h.compact_revision) for h in hashes} == {(hashes[0].hash, revision - 5)}
@@ -293,25 +267,6 @@ def test_snapshot_verifier(chunk: int) -> None:
     assert issubclass(SnapshotError, etcdanyio.EtcdError)
 
 
-@asynccontextmanager
-async def run_etcd(argv: list[str], log: Path) -> AsyncIterator[None]:
-    """An etcd process for the block's duration; killed and reaped on exit."""
-    async with await anyio.open_file(log, "ab") as out:  # the child keeps its own descriptor
-        process = await anyio.open_process(
-            [find_etcd_binary(), *argv, *FAST],
-            stdin=subprocess.DEVNULL,
-            stdout=out.wrapped,
-            stderr=out.wrapped,
-        )
-    try:
-        yield
-    finally:
-        with anyio.CancelScope(shield=True), anyio.fail_after(10):
-            process.kill()
-            await process.wait()
-            await process.aclose()
-
-
 async def test_snapshot_to_path_and_file_then_restore(tmp_path: Path) -> None:
     values = {f"big/{i:02d}": os.urandom(MiB) for i in range(20)}  # ~20 MiB of values
     async with EtcdServer() as server, etcdanyio.open_etcd(server.endpoints) as client:
@@ -342,7 +297,7 @@ async def test_snapshot_to_path_and_file_then_restore(tmp_path: Path) -> None:
     info = json.loads(status.stdout)
     assert info["revision"] >= last.header.revision
     assert info["totalKey"] >= len(values)
-    peer_port, client_port = _free_ports(2)
+    peer_port, client_port = free_ports(2)
     peer_url, client_url = f"http://127.0.0.1:{peer_port}", f"http://127.0.0.1:{client_port}"
     data_dir = tmp_path / "restored"
     await anyio.run_process(
@@ -371,7 +326,7 @@ async def test_snapshot_to_path_and_file_then_restore(tmp_path: Path) -> None:
             except etcdanyio.ConnectionFailedError:
                 return False
 
-        await _until("the restored member serves", serving)
+        await until("the restored member serves", serving)
         result = await restored.get_prefix("big/")
         assert {kv.key.decode(): kv.value for kv in result.kvs} == values
         assert result.header.revision >= last.header.revision
