@@ -162,9 +162,8 @@ class Election:
                         # Campaigns sharing a session share its key: one at a time.
                         await stack.enter_async_context(client._local_lock(key))
                         try:
-                            revision = await enqueue(client, self.prefix, key, data, lease)
-                            current = await client.get(key)
-                            if current is not None and current.value != data:
+                            revision, current = await enqueue(client, key, data, lease)
+                            if current != data:  # re-entry with another value: proclaim it
                                 await client.put(key, data, ignore_lease=True)
                             await wait_for_predecessors(client, self.prefix, revision)
                             mine = await client.get(key)

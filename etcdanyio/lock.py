@@ -82,20 +82,23 @@ async def wait_for_predecessors(client: Client, prefix: bytes, revision: int) ->
                     break
 
 
-async def enqueue(client: Client, prefix: bytes, key: bytes, value: bytes, lease: Lease) -> int:
-    """Put ``key`` (if absent) and return its create revision: the place in the queue."""
+async def enqueue(client: Client, key: bytes, value: bytes, lease: Lease) -> tuple[int, bytes]:
+    """
+    Put ``key`` (if absent); return its create revision (the place in the queue)
+    and its value (``value``, or what the key already held).
+    """
     result = await client.txn(
         compare=[txn.create_revision(key) == 0],
         success=[txn.put(key, value, lease=lease)],
         failure=[txn.get(key)],
     )
     if result.succeeded:
-        return result.header.revision
+        return result.header.revision, value
     existing = result.responses[0]
     if not isinstance(existing, RangeResult) or not existing.kvs:
         # Our key exists (the compare failed) yet the get found none: it expired meanwhile.
         raise LeaseExpiredError(lease.id, "lock key vanished while it was being created")
-    return existing.kvs[0].create_revision
+    return existing.kvs[0].create_revision, existing.kvs[0].value
 
 
 async def delete_quietly(client: Client, key: bytes) -> None:
@@ -208,7 +211,7 @@ class Lock(anyio.AsyncContextManagerMixin):
         try:
             limit = anyio.fail_after(wait_limit) if wait_limit is not None else None
             with limit or contextlib.nullcontext():
-                self.revision = await enqueue(client, self.prefix, self.key, b"", lease)
+                self.revision, _ = await enqueue(client, self.key, b"", lease)
                 await wait_for_predecessors(client, self.prefix, self.revision)
             # Our key must still be there: if the session expired meanwhile, it is not.
             mine = await client.get(self.key)
