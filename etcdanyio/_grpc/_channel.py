@@ -24,6 +24,7 @@ from ._connection import Connection
 from ._errors import GrpcError, TransportError, UnreachableError
 from ._retry import RetryPolicy
 from ._status import Status
+from ._wire import Wire, connect_tcp
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -136,7 +137,7 @@ class Channel:
         *,
         ssl_context: ssl.SSLContext | None = None,
         options: ChannelOptions | None = None,
-        connect: Callable[[Endpoint], Awaitable[AnyByteStream]] | None = None,
+        connect: Callable[[Endpoint], Awaitable[AnyByteStream | Wire]] | None = None,
     ) -> None:
         if not endpoints:
             raise ValueError("at least one endpoint is needed")
@@ -173,31 +174,29 @@ class Channel:
         self._ssl_context.set_alpn_protocols(["h2"])
         return self._ssl_context
 
-    async def _connect_tcp(self, endpoint: Endpoint) -> AnyByteStream:
+    async def _connect_tcp(self, endpoint: Endpoint) -> AnyByteStream | Wire:
         context = self._context_for(endpoint)
-        stream: AnyByteStream
         if context is None:
-            stream = await anyio.connect_tcp(endpoint.host, endpoint.port)
-        else:
-            try:
-                stream = await anyio.connect_tcp(
-                    endpoint.host,
-                    endpoint.port,
-                    ssl_context=context,
-                    tls_hostname=self.options.tls_server_hostname or endpoint.host,
-                    tls_standard_compatible=False,
-                )
-            except (anyio.EndOfStream, anyio.BrokenResourceError) as exc:
-                # anyio reports a peer that hangs up mid-handshake this way, not as OSError.
-                raise ConnectionError(
-                    f"TLS handshake with {endpoint} failed: connection closed "
-                    "(does the endpoint serve TLS?)"
-                ) from exc
-        if context is not None:
-            protocol = stream.extra(TLSAttribute.alpn_protocol, None)
-            if protocol not in ("h2", None):
-                await anyio.aclose_forcefully(stream)
-                raise ConnectionError(f"server chose ALPN protocol {protocol!r}, not h2")
+            return await connect_tcp(endpoint.host, endpoint.port)
+        stream: AnyByteStream
+        try:
+            stream = await anyio.connect_tcp(
+                endpoint.host,
+                endpoint.port,
+                ssl_context=context,
+                tls_hostname=self.options.tls_server_hostname or endpoint.host,
+                tls_standard_compatible=False,
+            )
+        except (anyio.EndOfStream, anyio.BrokenResourceError) as exc:
+            # anyio reports a peer that hangs up mid-handshake this way, not as OSError.
+            raise ConnectionError(
+                f"TLS handshake with {endpoint} failed: connection closed "
+                "(does the endpoint serve TLS?)"
+            ) from exc
+        protocol = stream.extra(TLSAttribute.alpn_protocol, None)
+        if protocol not in ("h2", None):
+            await anyio.aclose_forcefully(stream)
+            raise ConnectionError(f"server chose ALPN protocol {protocol!r}, not h2")
         return stream
 
     async def _dial(self, state: _EndpointState) -> Connection:

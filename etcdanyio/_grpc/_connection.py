@@ -15,7 +15,6 @@ The I/O driver of one HTTP/2 connection: reader task, batched writes, PING keepa
 
 from __future__ import annotations
 
-import functools
 import logging
 import math
 import os
@@ -49,10 +48,9 @@ from ._protocol import (
     WindowOpened,
 )
 from ._status import Status
+from ._wire import Wire, wire_for
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
-
     from anyio.abc import AnyByteStream
 
 logger = logging.getLogger("etcdanyio.grpc")
@@ -67,7 +65,8 @@ class Connection:
     """
     One HTTP/2 connection carrying many concurrent gRPC calls.
 
-    :param stream: a connected byte stream (TCP, TLS, or in-memory in tests)
+    :param stream: a connected byte stream (TCP, TLS, or in-memory in tests), or
+        a :class:`~etcdanyio._grpc._wire.Wire`
     :param authority: the ``:authority`` of requests
     :param keepalive_interval: send a PING after this many seconds without
         receiving anything while a call is open
@@ -77,7 +76,7 @@ class Connection:
 
     def __init__(
         self,
-        stream: AnyByteStream,
+        stream: AnyByteStream | Wire,
         *,
         authority: str,
         tls: bool = False,
@@ -89,7 +88,8 @@ class Connection:
         initial_window: int = 1 << 20,
         connection_window: int = 16 << 20,
     ) -> None:
-        self._stream = stream
+        self._wire = wire = wire_for(stream)
+        self._immediate = wire.immediate
         self._proto = H2ClientProtocol(
             initial_window=initial_window,
             connection_window=connection_window,
@@ -195,7 +195,7 @@ class Connection:
             if self._error is None:
                 self._fail(ConnectionLostError("connection closed"))
             with anyio.CancelScope(shield=True):
-                await anyio.aclose_forcefully(self._stream)
+                await self._wire.aclose()
             self._closed.set()
         if not self._settings_received.is_set():
             # run() was asked to report that it started; tell why it never did.
@@ -203,31 +203,8 @@ class Connection:
             raise self._error
 
     async def _reader(self) -> None:
-        current_time = anyio.current_time
-        stream = self._stream
-        receive: Callable[[], Awaitable[bytes]]
-        if isinstance(stream, anyio.abc.ByteReceiveStream):
-            receive = functools.partial(stream.receive, 65536)
-        else:
-            receive = stream.receive  # an object stream of bytes (tests)
-        proto = self._proto
-        route = self._route
-        settings = self._settings_received
         try:
-            while True:
-                data = await receive()
-                self._reads += 1
-                self._last_activity = current_time()
-                for event in proto.receive_data(data):
-                    route(event)
-                if proto.settings_received and not settings.is_set():
-                    settings.set()
-                if proto.has_urgent_data:
-                    if not self._writing:
-                        await self._flush()
-                elif proto.has_acks and not self._acks_scheduled:
-                    self._schedule_acks()
-        except anyio.EndOfStream:
+            await self._wire.run(self)
             self._fail(ConnectionLostError("connection closed by the server"))
         except ProtocolError as exc:
             violation = ProtocolViolation(f"server broke HTTP/2: {exc}")
@@ -239,6 +216,35 @@ class Connection:
             error = ConnectionLostError(f"connection lost: {exc!r}")
             error.__cause__ = exc
             self._fail(error)
+
+    # The wire's sink (see _wire.Sink)
+
+    def on_data(self, data: bytes) -> None:
+        """Feed what the wire read to the core and route the events; may write."""
+        self._reads += 1
+        self._last_activity = anyio.current_time()
+        proto = self._proto
+        route = self._route
+        for event in proto.receive_data(data):
+            route(event)
+        if proto.settings_received and not self._settings_received.is_set():
+            self._settings_received.set()
+        if proto.has_urgent_data:
+            if self._immediate:
+                self._write_now()
+        elif proto.has_acks and not self._acks_scheduled:
+            self._schedule_acks()
+
+    def needs_flush(self) -> bool:
+        return self._proto.has_urgent_data and not self._writing
+
+    async def flush(self) -> None:
+        await self._flush()
+
+    def on_write_error(self, exc: BaseException) -> None:
+        error = ConnectionLostError(f"connection lost while writing: {exc!r}")
+        error.__cause__ = exc
+        self._fail(error)
 
     def _route(self, event: object) -> None:
         kind = type(event)
@@ -372,7 +378,9 @@ class Connection:
             with anyio.move_on_after(self._keepalive_timeout):
                 # Not _flush(): its shielded write could hang on a stuck socket, and
                 # the timeout must bound the PING's write as well as its answer.
-                if not self._writing:
+                if self._immediate:
+                    self._write_now()
+                elif not self._writing:
                     self._writing = True
                     try:
                         await self._write_out()
@@ -392,9 +400,21 @@ class Connection:
 
     # ----------------------------------------------------------------- writes
 
+    def _write_now(self) -> None:
+        """Hand everything queued to an immediate wire (never blocks)."""
+        data = self._proto.data_to_send()
+        if data:
+            try:
+                self._wire.write(data)
+            except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
+                self.on_write_error(exc)
+
     async def _write_out(self) -> None:
+        if self._immediate:
+            self._write_now()
+            return
         proto = self._proto
-        send = self._stream.send
+        send = self._wire.send
         while True:
             data = proto.data_to_send()
             if not data:
@@ -403,6 +423,9 @@ class Connection:
 
     async def _flush(self) -> None:
         """Write everything queued; if another task is writing, it writes ours too."""
+        if self._immediate:
+            self._write_now()
+            return
         if self._writing:
             return
         self._writing = True
@@ -472,7 +495,10 @@ class Connection:
         try:
             self._proto.send_message(stream_id, request, end=True)
             state.sent = True
-            await self._flush()
+            if self._immediate:
+                self._write_now()
+            else:
+                await self._flush()
             if not state.finished:
                 await state.wait()
         except BaseException:
@@ -582,4 +608,4 @@ class Connection:
         if self._run_scope is not None:
             self._run_scope.cancel()
         with anyio.CancelScope(shield=True):
-            await anyio.aclose_forcefully(self._stream)
+            await self._wire.aclose()

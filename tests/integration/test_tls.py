@@ -18,6 +18,7 @@ import trustme
 from anyio.streams.tls import TLSAttribute
 
 import etcdanyio
+from etcdanyio._grpc._wire import StreamWire
 from etcdanyio.testing import EtcdServer, TLSFiles
 
 if sys.version_info < (3, 11):
@@ -122,7 +123,9 @@ async def _put_get(client: etcdanyio.Client) -> None:
 def _alpn(client: etcdanyio.Client) -> str | None:
     connection = client._channel.connection
     assert connection is not None
-    return connection._stream.extra(TLSAttribute.alpn_protocol, None)
+    wire = connection._wire
+    assert isinstance(wire, StreamWire)  # TLS goes through anyio's TLS stream
+    return wire.stream.extra(TLSAttribute.alpn_protocol, None)
 
 
 async def _fails_to_connect(
