@@ -59,6 +59,8 @@ logger = logging.getLogger("etcdanyio.grpc")
 CLEANUP_TIMEOUT = 1.0
 #: How long a PING/SETTINGS ack may wait for a request write to carry it.
 ACK_DELAY = 0.005
+#: How long the ack of a grpc-go BDP ping is held back (see H2ClientProtocol.has_held_acks).
+BDP_ACK_HOLD = 0.2
 
 
 class Connection:
@@ -111,6 +113,7 @@ class Connection:
         self._closed = anyio.Event()
         self._settings_received = anyio.Event()
         self._acks_scheduled = False
+        self._held_since: float | None = None
         self._retired = False
         self._acks_waiter: anyio.Event | None = None
 
@@ -234,6 +237,10 @@ class Connection:
                 self._write_now()
         elif proto.has_acks and not self._acks_scheduled:
             self._schedule_acks()
+        if self._held_since is None and proto.has_held_acks:
+            self._held_since = self._last_activity
+            if not self._acks_scheduled:
+                self._schedule_acks()
 
     def needs_flush(self) -> bool:
         return self._proto.has_urgent_data and not self._writing
@@ -343,13 +350,30 @@ class Connection:
             waiter.set()
 
     async def _ack_flusher(self) -> None:
+        """Write acks no write took within ACK_DELAY; release held BDP acks after a while."""
+        proto = self._proto
         while True:
-            if not self._acks_scheduled:
+            if not self._acks_scheduled and self._held_since is None:
                 waiter = self._acks_waiter = anyio.Event()
                 await waiter.wait()
-            await anyio.sleep(ACK_DELAY)
             self._acks_scheduled = False
-            if self._proto.has_acks and not self._writing:
+            if proto.has_acks:
+                await anyio.sleep(ACK_DELAY)
+            else:
+                held_since = self._held_since
+                if held_since is not None:
+                    due = held_since + BDP_ACK_HOLD
+                    # A regular ack arriving meanwhile wakes this task early.
+                    waiter = self._acks_waiter = anyio.Event()
+                    with anyio.move_on_after(due - anyio.current_time()):
+                        await waiter.wait()
+                    self._acks_waiter = None
+                    if anyio.current_time() < due:
+                        self._acks_scheduled = True
+                        continue
+                    self._held_since = None
+                    proto.release_held_acks()
+            if proto.has_acks and not self._writing:
                 await self._flush()
 
     # ------------------------------------------------------------- keepalive

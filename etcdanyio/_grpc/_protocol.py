@@ -58,6 +58,8 @@ SETTINGS_MAX_FRAME_SIZE = 0x5
 SETTINGS_MAX_HEADER_LIST_SIZE = 0x6
 
 MAX_WINDOW = 2**31 - 1
+#: The payload of grpc-go's bandwidth-delay-product pings (``bdpPing`` in http2_client/server.go)
+BDP_PING_PAYLOAD = bytes([2, 4, 16, 16, 9, 14, 7, 7])
 DEFAULT_WINDOW = 65_535
 DEFAULT_MAX_FRAME = 16_384
 
@@ -234,6 +236,8 @@ class H2ClientProtocol:
         # grpc-go pings after every response (BDP estimation), so sending each ack
         # with the next request saves a write per call.
         self._acks: list[bytes] = []
+        # Acks of grpc-go's BDP pings, held back by the driver (see has_held_acks).
+        self._held_acks: list[bytes] = []
         self._inbuf = b""
         self._streams: dict[int, _Stream] = {}
         self._blocked: dict[int, _Stream] = {}  # streams with data waiting for window
@@ -315,6 +319,24 @@ class H2ClientProtocol:
     def has_acks(self) -> bool:
         """PING/SETTINGS acknowledgements wait; they may ride along with the next write."""
         return bool(self._acks)
+
+    @property
+    def has_held_acks(self) -> bool:
+        """
+        Acks of grpc-go's BDP pings wait until :meth:`release_held_acks`.
+
+        grpc-go sends a BDP ping (with a WINDOW_UPDATE) on the first DATA it reads
+        after its previous BDP ping was acknowledged, so acking at once costs the
+        client an extra read and wake-up on nearly every call whose answer takes
+        a while (a put waits for fsync). While the ack is held, no new BDP ping
+        comes; the server's estimate only governs its own receive window.
+        """
+        return bool(self._held_acks)
+
+    def release_held_acks(self) -> None:
+        """Queue the held BDP ping acks with the others."""
+        self._acks.extend(self._held_acks)
+        self._held_acks.clear()
 
     @property
     def open_streams(self) -> int:
@@ -807,7 +829,11 @@ class H2ClientProtocol:
         if flags & FLAG_ACK:
             events.append(PingAck(bytes(payload)))
         elif not self.closed:
-            self._acks.append(_frame(PING, FLAG_ACK, 0, bytes(payload)))
+            ack = _frame(PING, FLAG_ACK, 0, bytes(payload))
+            if payload == BDP_PING_PAYLOAD:
+                self._held_acks.append(ack)
+            else:
+                self._acks.append(ack)
 
     def _on_goaway(
         self, flags: int, stream_id: int, payload: memoryview, events: list[Event]

@@ -33,7 +33,7 @@ from etcdanyio._grpc import (
 )
 from etcdanyio._grpc._connection import Connection
 from etcdanyio._grpc._headers import decode_timeout, encode_metadata
-from etcdanyio._grpc._protocol import ErrorCode
+from etcdanyio._grpc._protocol import BDP_PING_PAYLOAD, ErrorCode
 from tests.h2peer import GRPC_HEADERS, H2Peer, PeerStream, answer, frame_bytes, grpc_frame
 
 if TYPE_CHECKING:
@@ -987,6 +987,39 @@ async def test_ping_ack_rides_with_the_next_request(monkeypatch: pytest.MonkeyPa
             await conn.unary("/p", b"second")
             acks = [e for e in peer.events if isinstance(e, h2.events.PingAckReceived)]
             assert b"12345678" in [a.ping_data for a in acks]
+
+
+async def test_bdp_ping_ack_is_held_back_then_sent(monkeypatch: pytest.MonkeyPatch) -> None:
+    """
+    grpc-go's BDP ping is acked only after BDP_ACK_HOLD, even though requests go out.
+
+    While the ack is held the server sends no new BDP ping (nor its WINDOW_UPDATE),
+    which saves a read per call whose answer is not immediate.
+    """
+    from etcdanyio._grpc import _connection
+
+    monkeypatch.setattr(_connection, "BDP_ACK_HOLD", 0.3)
+    peer = H2Peer()
+    with anyio.fail_after(TIMEOUT):
+        async with connected(peer) as conn:
+
+            def bdp_acked() -> bool:
+                return any(
+                    isinstance(e, h2.events.PingAckReceived) and e.ping_data == BDP_PING_PAYLOAD
+                    for e in peer.events
+                )
+
+            peer.ping(BDP_PING_PAYLOAD)
+            while not conn._proto.has_held_acks:  # poll, bounded: the reader takes the PING
+                await anyio.lowlevel.checkpoint()
+            held_at = anyio.current_time()
+            await conn.unary("/p", b"a request does not carry it")
+            await peer.sync()  # a regular PING is still acked promptly
+            assert not bdp_acked()
+            assert anyio.current_time() - held_at < 0.3
+            await peer.wait_until(bdp_acked)
+            assert anyio.current_time() - held_at >= 0.3
+            assert not conn._proto.has_held_acks
 
 
 async def test_ping_ack_is_sent_without_any_request() -> None:

@@ -32,6 +32,7 @@ from hypothesis import strategies as st
 
 from etcdanyio._grpc._headers import RequestHeaders, encode_metadata
 from etcdanyio._grpc._protocol import (
+    BDP_PING_PAYLOAD,
     PREFACE,
     ErrorCode,
     Event,
@@ -1166,6 +1167,24 @@ def test_server_ends_stream_while_request_is_blocked() -> None:
     assert pair.client.open_streams == 0
     stream = pair.stream(sid)
     assert stream.ended or stream.reset_code is not None
+
+
+def test_bdp_ping_ack_is_held_until_released() -> None:
+    """grpc-go's BDP ping is acked only when the driver releases it; others are not held."""
+    pair = Pair()
+    pair.peer.ping(BDP_PING_PAYLOAD)
+    pair.client.receive_data(pair.peer.data_to_send())
+    assert (pair.client.has_held_acks, pair.client.has_acks) == (True, False)
+    pair.client.start_call(b"\x83")
+    assert pair.client.data_to_send()[3] == HEADERS  # a request does not carry it
+    pair.peer.ping(b"abcdefgh")
+    pair.client.receive_data(pair.peer.data_to_send())
+    assert (pair.client.has_held_acks, pair.client.has_acks) == (True, True)
+    pair.client.release_held_acks()
+    assert (pair.client.has_held_acks, pair.client.has_acks) == (False, True)
+    pair.exchange()
+    acks = [e for e in pair.peer.events if isinstance(e, h2.events.PingAckReceived)]
+    assert sorted(a.ping_data for a in acks) == sorted([BDP_PING_PAYLOAD, b"abcdefgh"])
 
 
 def test_ping_ack_waits_for_the_next_write() -> None:
