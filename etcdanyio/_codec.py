@@ -675,6 +675,9 @@ def decode_txn_response(data: bytes) -> TxnResult:
     header: ResponseHeader | None = None
     succeeded = False
     responses: list[TxnOpResult] = []
+    # The ops of a transaction often answer with the same bytes (each put: the
+    # same header): decode those once. Only put results, which are immutable.
+    puts: dict[bytes, TxnOpResult] = {}
     pos = 0
     end = len(data)
     try:
@@ -692,7 +695,13 @@ def decode_txn_response(data: bytes) -> TxnResult:
                 if tag == 0x0A:
                     header = _header(data, pos, stop, header)
                 else:
-                    responses.append(_response_op(data[pos:stop]))
+                    raw = data[pos:stop]
+                    result = puts.get(raw)
+                    if result is None:
+                        result = _response_op(raw)
+                        if type(result) is PutResult:
+                            puts[raw] = result
+                    responses.append(result)
                 pos = stop
             elif tag == 0x10:
                 v = data[pos]

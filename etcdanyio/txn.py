@@ -241,6 +241,9 @@ class Put:
     options: tuple[tuple[str, Any], ...] = ()
 
     def _encode(self, ns: Namespace) -> bytes:
+        if self.options == _PLAIN_PUT and self.value is not None:
+            # The common case, validated by put() already: key and value only.
+            return _codec.field(_codec.OP_PUT, _codec.encode_put(ns.key(self.key), self.value))
         fields = put_fields(ns, self.key, self.value, **dict(self.options))
         return _codec.field(_codec.OP_PUT, _codec.encode_put(**fields))
 
@@ -321,8 +324,12 @@ def put(
         "ignore_value": ignore_value,
         "ignore_lease": ignore_lease,
     }
-    request = put_request(_NO_NAMESPACE, key, value, **options)  # validate now
-    return Put(request.key, None if ignore_value else request.value, tuple(options.items()))
+    fields = put_fields(_NO_NAMESPACE, key, value, **options)  # validate now
+    return Put(fields["key"], None if ignore_value else fields["value"], tuple(options.items()))
+
+
+#: The options of a put() with none given.
+_PLAIN_PUT = (("lease", None), ("prev_kv", False), ("ignore_value", False), ("ignore_lease", False))
 
 
 def delete(

@@ -26,10 +26,12 @@ from ._errors import (
 from ._status import HTTP_TO_GRPC, Status
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from types import TracebackType
 
     from typing_extensions import Self
 
+    from ._backend import Signal
     from ._connection import Connection
 
 
@@ -88,6 +90,7 @@ class CallState:
         "finished",
         "headers",
         "messages",
+        "new_signal",
         "sent",
         "stream_id",
         "trailers",
@@ -96,8 +99,11 @@ class CallState:
         "write_waiter",
     )
 
-    def __init__(self, stream_id: int, *, wake_each: bool) -> None:
+    def __init__(
+        self, stream_id: int, *, wake_each: bool, new_signal: Callable[[], Signal] = anyio.Event
+    ) -> None:
         self.stream_id = stream_id
+        self.new_signal = new_signal
         self.wake_each = wake_each
         self.messages: collections.deque[tuple[bytes, int]] = collections.deque()
         self.headers: list[tuple[str, str]] | None = None
@@ -105,7 +111,7 @@ class CallState:
         self.error: BaseException | None = None
         self.finished = False
         self.sent = False  # our request bytes were handed to the transport
-        self.waiter: anyio.Event | None = None
+        self.waiter: Signal | None = None
         self.write_waiter: anyio.Event | None = None
 
     def _wake(self) -> None:
@@ -148,7 +154,7 @@ class CallState:
     async def wait(self) -> None:
         """Wait until a message or the end arrives (for unary calls: the end)."""
         while not self.finished and not (self.wake_each and self.messages):
-            waiter = self.waiter = anyio.Event()
+            waiter = self.waiter = self.new_signal()
             await waiter.wait()
 
 

@@ -1,13 +1,18 @@
 """
 The I/O driver of one HTTP/2 connection: reader task, batched writes, PING keepalive.
 
-* **One reader task** (:meth:`Connection.run`, a child of the client's task
-  group) feeds the sans-IO core and routes events to per-stream mailboxes.
-* **Writes** come from any task. Each writer queues its frames in the core and
-  then flushes; if another task is already flushing, that task writes the new
-  bytes too, so concurrent calls share ``send`` calls. The flush is shielded:
-  a half-written frame would corrupt the connection. It is bounded by the
-  keepalive, which closes the socket under a stuck write.
+* **One reader** (:meth:`Connection.run`, a child of the client's task group)
+  feeds the sans-IO core and routes events to per-stream mailboxes. What reads
+  is the wire's business (``_wire.py``): on asyncio the protocol's
+  ``data_received`` callback, so the reader task only waits for the end.
+* **Writes** come from any task. On plain TCP ("immediate" wires) a writer hands
+  its frames to the wire at once, without waiting; requests made by tasks that
+  one read woke together are corked and go out in one ``send``
+  (:meth:`Connection._batch_flusher`). On other streams each writer queues its
+  frames in the core and then flushes; if another task is already flushing,
+  that task writes the new bytes too. That flush is shielded: a half-written
+  frame would corrupt the connection. Either way the keepalive bounds a stuck
+  write: it closes the socket.
 * **Sticky failure.** The first I/O error, protocol violation or keepalive
   timeout is stored; every open call fails with it and every later call raises
   it, until the channel replaces the connection.
@@ -24,6 +29,7 @@ import anyio
 import anyio.abc
 import anyio.lowlevel
 
+from ._backend import primitives
 from ._call import Call, CallState, lost
 from ._errors import (
     ConnectionLostError,
@@ -91,6 +97,7 @@ class Connection:
         connection_window: int = 16 << 20,
     ) -> None:
         self._wire = wire = wire_for(stream)
+        self._new_signal, self._clock = primitives()
         self._immediate = wire.immediate
         self._proto = H2ClientProtocol(
             initial_window=initial_window,
@@ -114,6 +121,10 @@ class Connection:
         self._settings_received = anyio.Event()
         self._acks_scheduled = False
         self._held_since: float | None = None
+        # Batched requests (immediate wires): see on_data and _batch_flusher.
+        self._completed = 0
+        self._corked = False
+        self._cork_waiter: anyio.Event | None = None
         self._retired = False
         self._acks_waiter: anyio.Event | None = None
 
@@ -188,6 +199,8 @@ class Connection:
                 async with anyio.create_task_group() as tg:
                     tg.start_soon(self._reader)
                     tg.start_soon(self._ack_flusher)
+                    if self._immediate:
+                        tg.start_soon(self._batch_flusher)
                     await self._flush()
                     await self._settings_received.wait()
                     task_status.started()
@@ -225,11 +238,20 @@ class Connection:
     def on_data(self, data: bytes) -> None:
         """Feed what the wire read to the core and route the events; may write."""
         self._reads += 1
-        self._last_activity = anyio.current_time()
+        self._last_activity = self._clock()
         proto = self._proto
         route = self._route
+        self._completed = 0
         for event in proto.receive_data(data):
             route(event)
+        if self._completed > 1 and not self._corked:
+            # The tasks of the calls that just ended run next, and most make their
+            # next request then: the flusher, woken after them, writes those at once.
+            self._corked = True
+            waiter = self._cork_waiter
+            if waiter is not None:
+                self._cork_waiter = None
+                waiter.set()
         if proto.settings_received and not self._settings_received.is_set():
             self._settings_received.set()
         if proto.has_urgent_data:
@@ -273,6 +295,7 @@ class Connection:
             state = self._calls.get(event.stream_id)
             if state is not None:
                 state.on_trailers(event.headers)
+                self._completed += 1
             self._wake_slot_waiter()
         elif kind is Reset:
             assert isinstance(event, Reset)
@@ -348,6 +371,22 @@ class Connection:
         if waiter is not None:
             self._acks_waiter = None
             waiter.set()
+
+    async def _batch_flusher(self) -> None:
+        """
+        Write the requests queued while corked (one send for a batch of calls).
+
+        Measured at 64 concurrent calls: about 10 % less client CPU per call and
+        no loss of throughput. Yielding once more before writing, so that trio
+        (which runs a batch of tasks in either order) would always run it last,
+        cost asyncio a loop pass and a third of its put throughput.
+        """
+        while True:
+            if not self._corked:
+                waiter = self._cork_waiter = anyio.Event()
+                await waiter.wait()
+            self._corked = False
+            self._write_now()
 
     async def _ack_flusher(self) -> None:
         """Write acks no write took within ACK_DELAY; release held BDP acks after a while."""
@@ -485,9 +524,9 @@ class Connection:
             waiter = self._slot_waiter = self._slot_waiter or anyio.Event()
             await waiter.wait()
         if not self._calls:
-            self._last_activity = anyio.current_time()  # a quiet connection wakes up
+            self._last_activity = self._clock()  # a quiet connection wakes up
         stream_id = proto.start_call(self._request_headers.block(path, grpc_timeout, metadata))
-        state = CallState(stream_id, wake_each=wake_each)
+        state = CallState(stream_id, wake_each=wake_each, new_signal=self._new_signal)
         self._calls[stream_id] = state
         return state
 
@@ -520,7 +559,8 @@ class Connection:
             self._proto.send_message(stream_id, request, end=True)
             state.sent = True
             if self._immediate:
-                self._write_now()
+                if not self._corked:
+                    self._write_now()
             else:
                 await self._flush()
             if not state.finished:

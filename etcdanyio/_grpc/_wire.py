@@ -35,6 +35,8 @@ import anyio
 import anyio.abc
 from anyio.abc import SocketAttribute
 
+from ._backend import running_asyncio
+
 if TYPE_CHECKING:
     from anyio.abc import AnyByteStream
 
@@ -202,8 +204,8 @@ class AsyncioWire(asyncio.Protocol, Wire):
         self._sink: Sink | None = None
         self._early: list[bytes] = []
         self._lost = asyncio.Event()
-        self._error: BaseException | None = None
-        self._eof = False
+        self._error: BaseException | None = None  # what broke the transport
+        self._failure: Exception | None = None  # what the sink raised
 
     @classmethod
     async def connect(cls, host: str, port: int) -> AsyncioWire:
@@ -220,22 +222,23 @@ class AsyncioWire(asyncio.Protocol, Wire):
     def data_received(self, data: bytes) -> None:
         sink = self._sink
         if sink is None:
-            self._early.append(data)
+            self._early.append(data)  # before run(): replayed there
             return
-        if self._error is not None:
+        if self._failure is not None:
             return
         try:
             sink.on_data(data)
         except Exception as exc:  # handed to run(), which reports it
-            self._error = exc
+            self._failure = exc
             self._lost.set()
             if self._transport is not None:
                 self._transport.pause_reading()
 
     def eof_received(self) -> bool | None:
-        self._eof = True
         self._lost.set()
-        return None  # close the transport
+        # Keep our half open: what the server said before hanging up (a reason, an
+        # HTTP/1.1 answer) is read first, and the connection may still write.
+        return True
 
     def connection_lost(self, exc: Exception | None) -> None:
         if exc is not None and self._error is None:
@@ -256,6 +259,9 @@ class AsyncioWire(asyncio.Protocol, Wire):
         for data in early:
             self.data_received(data)
         await self._lost.wait()
+        # A protocol error in what was read explains more than the hang-up after it.
+        if self._failure is not None:
+            raise self._failure
         if self._error is not None:
             raise self._error
 
@@ -271,7 +277,7 @@ def wire_for(stream: AnyByteStream | Wire) -> Wire:
     if isinstance(stream, Wire):
         return stream
     # On asyncio the transport owns the socket: it cannot be read around it.
-    if isinstance(stream, anyio.abc.SocketStream) and not _running_asyncio():
+    if isinstance(stream, anyio.abc.SocketStream) and not running_asyncio():
         try:
             sock = stream.extra(SocketAttribute.raw_socket)
         except anyio.TypedAttributeLookupError:
@@ -283,14 +289,6 @@ def wire_for(stream: AnyByteStream | Wire) -> Wire:
 
 async def connect_tcp(host: str, port: int) -> AnyByteStream | Wire:
     """A plain TCP connection on the fastest wire this event loop offers."""
-    if _running_asyncio():
+    if running_asyncio():
         return await AsyncioWire.connect(host, port)
     return await anyio.connect_tcp(host, port)
-
-
-def _running_asyncio() -> bool:
-    """``True`` in an asyncio task (not in trio, even as a guest of asyncio's loop)."""
-    try:
-        return asyncio.current_task() is not None
-    except RuntimeError:
-        return False
