@@ -24,7 +24,7 @@ import enum
 from typing import TYPE_CHECKING
 
 from . import _codec
-from ._keys import Namespace, to_bytes
+from ._keys import Namespace, to_bytes, to_key
 from ._pb import etcdserverpb as pb
 from ._requests import (
     check_int,
@@ -318,6 +318,20 @@ def put(
     ignore_lease: bool = False,
 ) -> Put:
     """Write ``key`` in the transaction (options as :meth:`Client.put`)."""
+    if (
+        lease is None
+        and prev_kv is False
+        and ignore_value is False
+        and ignore_lease is False
+        and value is not None
+    ):
+        # The common case (a transaction of many plain puts), with the checks
+        # put_fields() would make for it.
+        op: Put = _new(Put)
+        _put_key(op, to_key(key))
+        _put_value(op, to_bytes(value, "value"))
+        _put_options(op, _PLAIN_PUT)
+        return op
     options: dict[str, Any] = {
         "lease": lease_id(lease) if lease is not None else None,
         "prev_kv": prev_kv,
@@ -330,6 +344,9 @@ def put(
 
 #: The options of a put() with none given.
 _PLAIN_PUT = (("lease", None), ("prev_kv", False), ("ignore_value", False), ("ignore_lease", False))
+# Building a frozen dataclass through its slots skips object.__setattr__ per field.
+_new = object.__new__
+_put_key, _put_value, _put_options = (Put.__dict__[f.name].__set__ for f in dataclasses.fields(Put))
 
 
 def delete(
