@@ -3,8 +3,10 @@ The event loop's own primitives for the per-call hot path.
 
 ``anyio.Event()`` and ``anyio.current_time()`` look the running backend up on
 every use (about 0.2 µs) and ``anyio.Event`` wraps the backend's event (creating
-one costs about 1 µs against 0.15 µs). A connection makes one signal and reads
-the clock for every call, so it resolves both once, when it is created.
+one costs about 1 µs against 0.15 µs); on trio, ``anyio.current_effective_deadline()``
+costs 1.7 µs against trio's own 0.6 µs. A connection makes one signal, reads
+the clock and the caller's deadline for every call, so it resolves these once,
+when it is created.
 
 A :class:`Signal` is a one-shot wake-up with the subset of ``anyio.Event``'s
 interface the connection uses; waiting on it is cancelled by anyio's cancel
@@ -15,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 import anyio
 
@@ -70,8 +72,18 @@ def _running_trio() -> bool:
     return True
 
 
-def primitives() -> tuple[Callable[[], Signal], Callable[[], float]]:
-    """``(new_signal, clock)`` for the running event loop (call from a task)."""
+class Primitives(NamedTuple):
+    #: a new one-shot :class:`Signal`
+    new_signal: Callable[[], Signal]
+    #: the loop's clock (``anyio.current_time``)
+    clock: Callable[[], float]
+    #: the caller's effective deadline (``anyio.current_effective_deadline``);
+    #: ``-inf`` when a scope around it was cancelled
+    deadline: Callable[[], float]
+
+
+def primitives() -> Primitives:
+    """The primitives of the running event loop (call it from a task)."""
     if running_asyncio():
         loop = asyncio.get_running_loop()
         create_future = loop.create_future
@@ -79,9 +91,9 @@ def primitives() -> tuple[Callable[[], Signal], Callable[[], float]]:
         def new_signal() -> Signal:
             return _FutureSignal(create_future())
 
-        return new_signal, loop.time
+        return Primitives(new_signal, loop.time, anyio.current_effective_deadline)
     if _running_trio():
         import trio
 
-        return trio.Event, trio.current_time
-    return anyio.Event, anyio.current_time
+        return Primitives(trio.Event, trio.current_time, trio.current_effective_deadline)
+    return Primitives(anyio.Event, anyio.current_time, anyio.current_effective_deadline)

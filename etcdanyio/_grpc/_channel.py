@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import random
 import ssl
 from contextlib import asynccontextmanager
@@ -17,8 +18,10 @@ from typing import TYPE_CHECKING, TypeVar
 
 import anyio
 import anyio.abc
+import anyio.lowlevel
 from anyio.streams.tls import TLSAttribute
 
+from ._backend import primitives
 from ._call import Call, remaining
 from ._connection import Connection
 from ._errors import GrpcError, TransportError, UnreachableError
@@ -151,6 +154,7 @@ class Channel:
         self._dial_lock = anyio.Lock()
         self._closed = False
         self.retry = RetryPolicy()
+        self._deadline = primitives().deadline
 
     @property
     def endpoints(self) -> list[Endpoint]:
@@ -322,14 +326,24 @@ class Channel:
         The caller's cancel scopes bound the call; their deadline is sent as
         ``grpc-timeout``.
         """
-        deadline = anyio.current_effective_deadline()
         attempt = 0
         while True:
             attempt += 1
-            connection = await self.get_connection()
+            connection = self._connection
+            if connection is None or not connection.usable:
+                connection = await self.get_connection()
+            # One walk of the cancel scopes gives both the deadline and whether one
+            # of them was cancelled (-inf); nothing yields from here to the write.
+            deadline = self._deadline()
+            if deadline == -math.inf:
+                await anyio.lowlevel.checkpoint_if_cancelled()
             try:
                 return await connection.unary(
-                    path, request, grpc_timeout=remaining(deadline), metadata=metadata
+                    path,
+                    request,
+                    grpc_timeout=remaining(deadline),
+                    metadata=metadata,
+                    cancel_checked=True,
                 )
             except (TransportError, GrpcError) as exc:
                 if isinstance(exc, TransportError) and connection.error is not None:

@@ -97,7 +97,7 @@ class Connection:
         connection_window: int = 16 << 20,
     ) -> None:
         self._wire = wire = wire_for(stream)
-        self._new_signal, self._clock = primitives()
+        self._new_signal, self._clock, _ = primitives()
         self._immediate = wire.immediate
         self._proto = H2ClientProtocol(
             initial_window=initial_window,
@@ -533,7 +533,13 @@ class Connection:
     # ------------------------------------------------------------------ calls
 
     async def unary(
-        self, path: str, request: bytes, *, grpc_timeout: float | None = None, metadata: bytes = b""
+        self,
+        path: str,
+        request: bytes,
+        *,
+        grpc_timeout: float | None = None,
+        metadata: bytes = b"",
+        cancel_checked: bool = False,
     ) -> bytes:
         """
         Make a unary call and return the response message.
@@ -550,9 +556,11 @@ class Connection:
                 f"{self.max_send_message} bytes",
                 applied=False,
             )
-        # Nothing is sent from a scope that is already cancelled (the write below is
-        # shielded, so without this the request would go out and might be applied).
-        await anyio.lowlevel.checkpoint_if_cancelled()
+        # Nothing is sent from a scope that is already cancelled (the write below
+        # does not wait, so without this the request would go out and might be
+        # applied). ``cancel_checked``: the caller just did, without yielding since.
+        if not cancel_checked:
+            await anyio.lowlevel.checkpoint_if_cancelled()
         state = await self._open(path, grpc_timeout, metadata, wake_each=False)
         stream_id = state.stream_id
         try:
