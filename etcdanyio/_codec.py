@@ -560,8 +560,52 @@ class WatchResponse(NamedTuple):
 
 
 _EVENT_TYPES = (EventType.PUT, EventType.DELETE)
-_EVENT_CACHE: dict[bytes, Event] = {}
-_EVENT_CACHE_SIZE = 4096
+
+
+class _EventCache:
+    """
+    Decoded events by their bytes, for watchers of the same keys.
+
+    etcd sends each watcher its own WatchResponse, and watchers that lag (under
+    a heavy write load, all of them) receive the same event at different
+    times, thousands of events apart. The cache keeps two generations, each
+    bounded by the bytes of its events: a lookup that hits the old generation
+    moves the event to the new one, and a full new generation becomes the old
+    one (dropping the previous old one). So it holds at least the last
+    ``limit`` bytes of distinct events, at most twice that.
+    """
+
+    __slots__ = ("_new", "_old", "_size", "limit")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._new: dict[bytes, Event] = {}
+        self._old: dict[bytes, Event] = {}
+        self._size = 0
+
+    def get(self, raw: bytes) -> Event | None:
+        event = self._new.get(raw)
+        if event is None:
+            event = self._old.pop(raw, None)
+            if event is not None:
+                self.put(raw, event)
+        return event
+
+    def put(self, raw: bytes, event: Event) -> None:
+        if self._size >= self.limit:
+            self._old = self._new
+            self._new = {}
+            self._size = 0
+        self._new[raw] = event
+        self._size += len(raw) + 200  # + the decoded objects, roughly
+
+    def clear(self) -> None:
+        self._new.clear()
+        self._old.clear()
+        self._size = 0
+
+
+_EVENT_CACHE = _EventCache(4 << 20)
 
 
 def _event(data: bytes, pos: int, end: int) -> Event:
@@ -569,6 +613,17 @@ def _event(data: bytes, pos: int, end: int) -> Event:
     kind = 0
     kv: KeyValue | None = None
     prev: KeyValue | None = None
+    # What etcd sends, in its order (as in _kv): [type] kv [prev_kv].
+    if pos < end and data[pos] == 0x08 and data[pos + 1] < 0x80:
+        kind = data[pos + 1]
+        pos += 2
+    if pos < end and data[pos] == 0x12:
+        n = data[pos + 1]
+        pos += 2
+        if n >= 0x80:
+            n, pos = _varint(data, pos, n)
+        kv = _kv(data, pos, pos + n)
+        pos += n
     while pos < end:
         tag = data[pos]
         pos += 1
@@ -627,9 +682,7 @@ def decode_watch_response(data: bytes) -> WatchResponse:
                     event = _EVENT_CACHE.get(raw)
                     if event is None:
                         event = _event(raw, 0, len(raw))
-                        if len(_EVENT_CACHE) >= _EVENT_CACHE_SIZE:
-                            _EVENT_CACHE.clear()
-                        _EVENT_CACHE[raw] = event
+                        _EVENT_CACHE.put(raw, event)
                     events.append(event)
                 elif tag == 0x0A:
                     header = _header(data, pos, stop, header)

@@ -34,6 +34,7 @@ from etcdanyio.types import (
     _make_put,
     _make_range,
 )
+from etcdanyio.watch import Event, EventType
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -534,3 +535,116 @@ def test_lease_keepalive_response_matches_betterproto(lease_id: int, ttl: int) -
         ttl=ttl,
     )
     assert _codec.decode_lease_keepalive(bytes(response)) == (lease_id, ttl)
+
+
+# --- watch responses -------------------------------------------------------------
+
+events_pb = st.builds(
+    mvccpb.Event,
+    type=st.sampled_from([mvccpb.EventEventType.PUT, mvccpb.EventEventType.DELETE]),
+    kv=st.one_of(st.none(), kvs),
+    prev_kv=st.one_of(st.none(), kvs),
+)
+watch_responses = st.builds(
+    pb.WatchResponse,
+    header=st.one_of(st.none(), headers),
+    watch_id=int64s,
+    created=st.booleans(),
+    canceled=st.booleans(),
+    compact_revision=int64s,
+    cancel_reason=st.text(max_size=20),
+    fragment=st.booleans(),
+    events=st.lists(events_pb, max_size=5),
+)
+
+
+def expected_watch_response(message: pb.WatchResponse) -> _codec.WatchResponse:
+    """What the fast decoder must return, built from betterproto2's own parse."""
+    parsed = pb.WatchResponse.parse(bytes(message))
+    empty = KeyValue(b"", b"", 0, 0, 0, 0)
+    events = [
+        Event(
+            EventType(int(e.type)),
+            KeyValue.from_pb(e.kv) if e.kv is not None else empty,
+            KeyValue.from_pb(e.prev_kv) if e.prev_kv is not None else None,
+        )
+        for e in parsed.events
+    ]
+    return _codec.WatchResponse(
+        parsed.header.revision if parsed.header is not None else 0,
+        parsed.watch_id,
+        parsed.created,
+        parsed.canceled,
+        parsed.compact_revision,
+        parsed.cancel_reason,
+        parsed.fragment,
+        events,
+    )
+
+
+@settings(deadline=None)
+@given(watch_responses, st.booleans())
+def test_decode_watch_response_matches_betterproto(
+    message: pb.WatchResponse, warm_cache: bool
+) -> None:
+    data = bytes(message)
+    if not warm_cache:
+        _codec._EVENT_CACHE.clear()
+    first = _codec.decode_watch_response(data)
+    assert first == expected_watch_response(message)
+    # Decoded again (events now from the cache): equal, and the same objects.
+    again = _codec.decode_watch_response(data)
+    assert again == first
+    assert all(a is b for a, b in zip(again.events, first.events, strict=True))
+
+
+@st.composite
+def event_fields(draw: st.DrawFn) -> list[bytes]:
+    """An Event's fields in any order; kv and prev_kv at most once each (betterproto2
+    replaces a repeated message field where protobuf merges it; merging is tested
+    above)."""
+    fields = draw(
+        message(
+            st.builds(varint_field, st.just(1), st.sampled_from([0, 1])),
+            unknown_fields(range(1, 4)),
+        )
+    )
+    for number in (2, 3):
+        if draw(st.booleans()):
+            field = bytes_field(number, draw(kv_pieces))
+            fields.insert(draw(st.integers(0, len(fields))), field)
+    return fields
+
+
+@settings(deadline=None)
+@given(event_fields())
+def test_event_fields_in_any_order_with_unknown_fields(fields: list[bytes]) -> None:
+    """The event fast path gives way to the general rules for any other order."""
+    raw = b"".join(fields)
+    expected = expected_watch_response(pb.WatchResponse(events=[mvccpb.Event.parse(raw)]))
+    _codec._EVENT_CACHE.clear()
+    decoded = _codec.decode_watch_response(bytes_field(11, raw))
+    assert decoded.events == expected.events
+
+
+def test_event_kv_seen_twice_merges() -> None:
+    kv = bytes_field(1, b"key") + varint_field(2, 5)
+    raw = bytes_field(2, kv) + bytes_field(2, varint_field(3, 7))
+    _codec._EVENT_CACHE.clear()
+    (event,) = _codec.decode_watch_response(bytes_field(11, raw)).events
+    assert event.kv == KeyValue(b"key", b"", 5, 7, 0, 0)
+
+
+def test_event_cache_keeps_recent_events_within_its_bound() -> None:
+    """Two generations: a hit survives a flip; memory stays under twice the limit."""
+    cache = _codec._EventCache(limit=10 * 210)  # about ten 10-byte events per generation
+    event = Event(EventType.PUT, KeyValue(b"k", b"v", 1, 1, 1, 0), None)
+    raws = [b"%010d" % i for i in range(100)]
+    for i, raw in enumerate(raws):
+        cache.put(raw, event)
+        assert cache.get(raws[0]) is event  # touched each time: never dropped
+        assert len(cache._new) + len(cache._old) <= 2 * 10 + 1
+        if i > 25:
+            assert cache.get(raws[i - 25]) is None  # untouched and 25 back: gone
+    cache.clear()
+    assert cache.get(raws[0]) is None
