@@ -384,16 +384,27 @@ def _kv(data: bytes, pos: int, end: int, base: KeyValue | None = None) -> KeyVal
         create_revision = data[pos + 1]
         pos += 2
         if create_revision >= 0x80:
-            create_revision, pos = _varint(data, pos, create_revision)
-            if create_revision > _INT64_MAX:
-                create_revision -= _TWO64
+            # The revisions of a store past 16,384 writes: three bytes, inlined.
+            b = data[pos]
+            if b >= 0x80 and data[pos + 1] < 0x80:
+                create_revision = (create_revision & 0x7F) | (b & 0x7F) << 7 | data[pos + 1] << 14
+                pos += 2
+            else:
+                create_revision, pos = _varint(data, pos, create_revision)
+                if create_revision > _INT64_MAX:
+                    create_revision -= _TWO64
     if pos < end and data[pos] == 0x18:
         mod_revision = data[pos + 1]
         pos += 2
         if mod_revision >= 0x80:
-            mod_revision, pos = _varint(data, pos, mod_revision)
-            if mod_revision > _INT64_MAX:
-                mod_revision -= _TWO64
+            b = data[pos]
+            if b >= 0x80 and data[pos + 1] < 0x80:
+                mod_revision = (mod_revision & 0x7F) | (b & 0x7F) << 7 | data[pos + 1] << 14
+                pos += 2
+            else:
+                mod_revision, pos = _varint(data, pos, mod_revision)
+                if mod_revision > _INT64_MAX:
+                    mod_revision -= _TWO64
     if pos < end and data[pos] == 0x20:
         version = data[pos + 1]
         pos += 2
