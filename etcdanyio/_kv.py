@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import _codec
 from . import txn as _txn
-from ._keys import Namespace, to_bytes
+from ._keys import Namespace, to_bytes, to_key
 from ._pager import RangePager
 from ._pb import etcdserverpb as pb
 from ._requests import check_int, key_range, put_fields, range_fields
@@ -127,8 +127,16 @@ class KVMixin:
         :param serializable: serve from the local member without consensus (may be stale)
         :raises CompactedError: if ``revision`` has been compacted
         """
-        start, _ = key_range(key)
-        result = await self._range(start, b"", revision=revision, serializable=serializable)
+        if revision == 0 and type(revision) is int and type(serializable) is bool:
+            # The common case, with the checks key_range() and range_fields() make.
+            request = _codec.encode_range(self._ns.key(to_key(key)), serializable=serializable)
+            result = _codec.decode_range_response(
+                await self._call_raw(_RANGE, request, repeatable=True)
+            )
+            result = strip_result(self._ns, result)
+        else:
+            start, _ = key_range(key)
+            result = await self._range(start, b"", revision=revision, serializable=serializable)
         return result.kvs[0] if result.kvs else None
 
     async def get_prefix(self, prefix: str | bytes, **options: Any) -> RangeResult:
