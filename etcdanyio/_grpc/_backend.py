@@ -80,6 +80,8 @@ class Primitives(NamedTuple):
     #: the caller's effective deadline (``anyio.current_effective_deadline``);
     #: ``-inf`` when a scope around it was cancelled
     deadline: Callable[[], float]
+    #: ``True`` on asyncio (whose loop runs callbacks in the order they were scheduled)
+    asyncio: bool
 
 
 def primitives() -> Primitives:
@@ -91,9 +93,9 @@ def primitives() -> Primitives:
         def new_signal() -> Signal:
             return _FutureSignal(create_future())
 
-        return Primitives(new_signal, loop.time, anyio.current_effective_deadline)
+        return Primitives(new_signal, loop.time, anyio.current_effective_deadline, True)
     if _running_trio():
         import trio
 
-        return Primitives(trio.Event, trio.current_time, trio.current_effective_deadline)
-    return Primitives(anyio.Event, anyio.current_time, anyio.current_effective_deadline)
+        return Primitives(trio.Event, trio.current_time, trio.current_effective_deadline, False)
+    return Primitives(anyio.Event, anyio.current_time, anyio.current_effective_deadline, False)
