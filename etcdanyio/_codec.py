@@ -31,11 +31,17 @@ from .types import (
     RangeResult,
     ResponseHeader,
     TxnResult,
+    _kv_create,
+    _kv_key,
+    _kv_lease,
+    _kv_mod,
+    _kv_value,
+    _kv_version,
     _make_delete,
     _make_header,
-    _make_kv,
     _make_put,
     _make_range,
+    _new,
 )
 from .watch import Event, EventType
 
@@ -461,7 +467,15 @@ def _kv(data: bytes, pos: int, end: int, base: KeyValue | None = None) -> KeyVal
             pos = _skip(data, pos, tag)
     if pos != end:
         raise _Truncated
-    return _make_kv(key, value, create_revision, mod_revision, version, lease)
+    # _make_kv, inlined: this runs once per key of a range.
+    kv: KeyValue = _new(KeyValue)
+    _kv_key(kv, key)
+    _kv_value(kv, value)
+    _kv_create(kv, create_revision)
+    _kv_mod(kv, mod_revision)
+    _kv_version(kv, version)
+    _kv_lease(kv, lease)
+    return kv
 
 
 def decode_header(data: bytes) -> ResponseHeader:
@@ -509,6 +523,17 @@ def _response(
                     kvs[0] = _kv(data, pos, stop, kvs[0])
                 else:
                     kvs.append(_kv(data, pos, stop))
+                    if not kv_is_singular:
+                        # A range's keys come one after the other: take them in a
+                        # tight loop (one-byte tag, as every kvs tag here is).
+                        append = kvs.append
+                        while stop < end and data[stop] == tag:
+                            n = data[stop + 1]
+                            pos = stop + 2
+                            if n >= 0x80:
+                                n, pos = _varint(data, pos, n)
+                            stop = pos + n
+                            append(_kv(data, pos, stop))
                 pos = stop
             elif tag in (int_tag, bool_tag):
                 v = data[pos]
