@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, TypeVar
 import anyio
 import anyio.abc
 import anyio.lowlevel
-from anyio.streams.tls import TLSAttribute
 
 from ._backend import primitives
 from ._call import Call, remaining
@@ -27,7 +26,7 @@ from ._connection import Connection
 from ._errors import GrpcError, TransportError, UnreachableError
 from ._retry import RetryPolicy
 from ._status import Status
-from ._wire import Wire, connect_tcp
+from ._wire import Wire, connect_tcp, wire_for
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -182,26 +181,26 @@ class Channel:
         context = self._context_for(endpoint)
         if context is None:
             return await connect_tcp(endpoint.host, endpoint.port)
-        stream: AnyByteStream
         try:
-            stream = await anyio.connect_tcp(
+            connected = await connect_tcp(
                 endpoint.host,
                 endpoint.port,
                 ssl_context=context,
-                tls_hostname=self.options.tls_server_hostname or endpoint.host,
-                tls_standard_compatible=False,
+                server_hostname=self.options.tls_server_hostname or endpoint.host,
             )
-        except (anyio.EndOfStream, anyio.BrokenResourceError) as exc:
-            # anyio reports a peer that hangs up mid-handshake this way, not as OSError.
+        except (anyio.EndOfStream, anyio.BrokenResourceError, ConnectionResetError) as exc:
+            # A peer that hangs up mid-handshake: anyio reports it this way, not as
+            # OSError, and asyncio as a reset ("connection lost").
             raise ConnectionError(
                 f"TLS handshake with {endpoint} failed: connection closed "
                 "(does the endpoint serve TLS?)"
             ) from exc
-        protocol = stream.extra(TLSAttribute.alpn_protocol, None)
+        wire = wire_for(connected)
+        protocol = wire.alpn_protocol()
         if protocol not in ("h2", None):
-            await anyio.aclose_forcefully(stream)
+            await wire.aclose()
             raise ConnectionError(f"server chose ALPN protocol {protocol!r}, not h2")
-        return stream
+        return wire
 
     async def _dial(self, state: _EndpointState) -> Connection:
         endpoint = state.endpoint

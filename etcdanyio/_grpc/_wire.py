@@ -8,15 +8,15 @@ socket streams cost an extra loop pass per ``send`` (a checkpoint) and, on
 asyncio, two ``epoll_ctl`` calls per ``receive`` (reading is resumed and paused
 around every read). So there are three wires:
 
-* :class:`AsyncioWire` (asyncio, plain TCP) is an :class:`asyncio.Protocol`:
+* :class:`AsyncioWire` (asyncio, TCP or TLS) is an :class:`asyncio.Protocol`:
   ``data_received`` feeds the connection directly from the event loop, with no
   reader task in between, and writes go to the transport's buffer at once.
   A unary call then costs one task switch.
 * :class:`SocketWire` (other backends, plain TCP) reads and writes the
   non-blocking socket itself: a write is one ``send`` system call from the
   caller, and only what the kernel did not take waits for a writer task.
-* :class:`StreamWire` wraps any anyio byte stream (TLS, in-memory streams in
-  tests); its writes are awaited and shielded by the connection.
+* :class:`StreamWire` wraps any anyio byte stream (TLS on trio, in-memory
+  streams in tests); its writes are awaited and shielded by the connection.
 
 "Immediate" wires (the first two) never make a writer wait: bytes are handed
 off in order, and anything the kernel cannot take yet is queued behind them.
@@ -34,10 +34,13 @@ from typing import TYPE_CHECKING, Protocol
 import anyio
 import anyio.abc
 from anyio.abc import SocketAttribute
+from anyio.streams.tls import TLSAttribute
 
 from ._backend import running_asyncio
 
 if TYPE_CHECKING:
+    import ssl
+
     from anyio.abc import AnyByteStream
 
 
@@ -79,6 +82,10 @@ class Wire:
         """Close at once, discarding anything unsent."""
         raise NotImplementedError
 
+    def alpn_protocol(self) -> str | None:
+        """The protocol TLS negotiated by ALPN (``None``: no TLS or no ALPN)."""
+        return None
+
 
 class StreamWire(Wire):
     """Any anyio byte stream (or object stream of bytes, in tests)."""
@@ -109,6 +116,10 @@ class StreamWire(Wire):
 
     async def aclose(self) -> None:
         await anyio.aclose_forcefully(self.stream)
+
+    def alpn_protocol(self) -> str | None:
+        protocol: str | None = self.stream.extra(TLSAttribute.alpn_protocol, None)
+        return protocol
 
 
 class SocketWire(Wire):
@@ -195,7 +206,7 @@ class SocketWire(Wire):
 
 
 class AsyncioWire(asyncio.Protocol, Wire):
-    """A plain TCP connection made by asyncio's event loop, with this as its protocol."""
+    """A TCP (or TLS) connection made by asyncio's event loop, with this as its protocol."""
 
     immediate = True
 
@@ -206,18 +217,43 @@ class AsyncioWire(asyncio.Protocol, Wire):
         self._lost = asyncio.Event()
         self._error: BaseException | None = None  # what broke the transport
         self._failure: Exception | None = None  # what the sink raised
+        self._tls = False
 
     @classmethod
-    async def connect(cls, host: str, port: int) -> AsyncioWire:
+    async def connect(
+        cls,
+        host: str,
+        port: int,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        server_hostname: str | None = None,
+    ) -> AsyncioWire:
+        """Connect, with TLS if ``ssl_context`` is given (the loop's own TLS protocol)."""
         loop = asyncio.get_running_loop()
-        _, wire = await loop.create_connection(cls, host, port, happy_eyeballs_delay=0.25)
+        if ssl_context is None:
+            _, wire = await loop.create_connection(cls, host, port, happy_eyeballs_delay=0.25)
+        else:
+            _, wire = await loop.create_connection(
+                cls,
+                host,
+                port,
+                happy_eyeballs_delay=0.25,
+                ssl=ssl_context,
+                server_hostname=server_hostname or host,
+            )
         return wire
+
+    def alpn_protocol(self) -> str | None:
+        transport = self._transport
+        ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
+        return ssl_object.selected_alpn_protocol() if ssl_object is not None else None
 
     # asyncio.Protocol
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self._transport = transport
+        self._tls = transport.get_extra_info("sslcontext") is not None
 
     def data_received(self, data: bytes) -> None:
         sink = self._sink
@@ -238,7 +274,8 @@ class AsyncioWire(asyncio.Protocol, Wire):
         self._lost.set()
         # Keep our half open: what the server said before hanging up (a reason, an
         # HTTP/1.1 answer) is read first, and the connection may still write.
-        return True
+        # (TLS cannot half-close, and asyncio logs a warning if asked to.)
+        return None if self._tls else True
 
     def connection_lost(self, exc: Exception | None) -> None:
         if exc is not None and self._error is None:
@@ -287,8 +324,24 @@ def wire_for(stream: AnyByteStream | Wire) -> Wire:
     return StreamWire(stream)
 
 
-async def connect_tcp(host: str, port: int) -> AnyByteStream | Wire:
-    """A plain TCP connection on the fastest wire this event loop offers."""
+async def connect_tcp(
+    host: str,
+    port: int,
+    *,
+    ssl_context: ssl.SSLContext | None = None,
+    server_hostname: str | None = None,
+) -> AnyByteStream | Wire:
+    """A TCP connection (TLS with ``ssl_context``) on the fastest wire this loop offers."""
     if running_asyncio():
-        return await AsyncioWire.connect(host, port)
-    return await anyio.connect_tcp(host, port)
+        return await AsyncioWire.connect(
+            host, port, ssl_context=ssl_context, server_hostname=server_hostname
+        )
+    if ssl_context is None:
+        return await anyio.connect_tcp(host, port)
+    return await anyio.connect_tcp(
+        host,
+        port,
+        ssl_context=ssl_context,
+        tls_hostname=server_hostname or host,
+        tls_standard_compatible=False,
+    )

@@ -15,10 +15,8 @@ from typing import TYPE_CHECKING
 import anyio
 import pytest
 import trustme
-from anyio.streams.tls import TLSAttribute
 
 import etcdanyio
-from etcdanyio._grpc._wire import StreamWire
 from etcdanyio.testing import EtcdServer, TLSFiles
 
 if sys.version_info < (3, 11):
@@ -123,9 +121,7 @@ async def _put_get(client: etcdanyio.Client) -> None:
 def _alpn(client: etcdanyio.Client) -> str | None:
     connection = client._channel.connection
     assert connection is not None
-    wire = connection._wire
-    assert isinstance(wire, StreamWire)  # TLS goes through anyio's TLS stream
-    return wire.stream.extra(TLSAttribute.alpn_protocol, None)
+    return connection._wire.alpn_protocol()
 
 
 async def _fails_to_connect(

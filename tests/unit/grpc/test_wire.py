@@ -16,6 +16,7 @@ import contextlib
 import hashlib
 import random
 import socket
+import ssl
 import struct
 from typing import TYPE_CHECKING, Any
 
@@ -24,14 +25,16 @@ import anyio.abc
 import anyio.lowlevel
 import h2.events
 import pytest
+import trustme
 from anyio.abc import SocketAttribute
+from anyio.streams.tls import TLSStream
 from h2.settings import SettingCodes
 from hyperframe.frame import DataFrame, GoAwayFrame, HeadersFrame, PingFrame
 
 from etcdanyio._grpc import ConnectionLostError, ProtocolViolation
 from etcdanyio._grpc._connection import Connection
 from etcdanyio._grpc._protocol import ErrorCode
-from etcdanyio._grpc._wire import AsyncioWire, SocketWire, Wire, connect_tcp
+from etcdanyio._grpc._wire import AsyncioWire, SocketWire, StreamWire, Wire, connect_tcp
 from tests.h2peer import H2Peer, PeerStream, echo, frame_bytes
 
 if TYPE_CHECKING:
@@ -775,3 +778,129 @@ async def test_dial_timeout_closes_the_socket(anyio_backend_name: str) -> None:
             await done.wait()  # the server saw the hang-up
             assert received.startswith(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
             assert len(anyio.get_running_tasks()) == before
+
+
+# -- TLS ----------------------------------------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def tls_serving(
+    peer: H2Peer, *, alpn: str = "h2", close_after_handshake: bool = False
+) -> AsyncIterator[tuple[int, ssl.SSLContext]]:
+    """
+    ``peer`` behind TLS on 127.0.0.1 (a trustme certificate for ``localhost``);
+    yields the port and a client context that trusts it.
+    """
+    ca = trustme.CA()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("localhost").configure_cert(server_context)
+    server_context.set_alpn_protocols([alpn])
+    client_context = ssl.create_default_context()
+    ca.configure_trust(client_context)
+    client_context.set_alpn_protocols(["h2"])
+
+    async def serve(stream: anyio.abc.ByteStream) -> None:
+        async with stream:
+            if close_after_handshake:
+                return
+            await stream.send(peer.data_to_send())  # the server's preface
+            while True:
+                try:
+                    data = await stream.receive()
+                except (anyio.EndOfStream, anyio.BrokenResourceError):
+                    return
+                peer.receive_data(data)
+                out = peer.data_to_send()
+                if out:
+                    await stream.send(out)
+
+    async def accept(
+        listener: anyio.abc.SocketListener,
+        *,
+        task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
+    ) -> None:
+        task_status.started()
+        raw = await listener.accept()
+        try:
+            stream = await TLSStream.wrap(
+                raw, server_side=True, ssl_context=server_context, standard_compatible=False
+            )
+        except (anyio.BrokenResourceError, anyio.EndOfStream, ssl.SSLError, OSError):
+            # The client hung up before our side of the handshake finished.
+            await anyio.aclose_forcefully(raw)
+            return
+        except BaseException:
+            await anyio.aclose_forcefully(raw)
+            raise
+        await serve(stream)
+
+    multi = await anyio.create_tcp_listener(local_host=HOST, local_port=0)
+    (listener,) = multi.listeners
+    assert isinstance(listener, anyio.abc.SocketListener)
+    async with listener, anyio.create_task_group() as tg:
+        await tg.start(accept, listener)
+        yield listener.extra(SocketAttribute.local_port), client_context
+        tg.cancel_scope.cancel()
+
+
+async def test_tls_round_trip(anyio_backend_name: str) -> None:
+    """TLS goes through AsyncioWire (the loop's SSL protocol) on asyncio, StreamWire on trio."""
+    peer = H2Peer()
+    with anyio.fail_after(TIMEOUT):
+        async with tls_serving(peer) as (port, context):
+            connected = await connect_tcp(
+                HOST, port, ssl_context=context, server_hostname="localhost"
+            )
+            conn = Connection(connected, authority=f"localhost:{port}", tls=True)
+            expected = AsyncioWire if anyio_backend_name == "asyncio" else StreamWire
+            assert type(conn._wire) is expected
+            assert conn._wire.alpn_protocol() == "h2"
+            async with anyio.create_task_group() as tg:
+                await tg.start(conn.run)
+                for i in range(50):
+                    assert await conn.unary("/test.Svc/Echo", b"tls-%d" % i) == b"tls-%d" % i
+                results: dict[int, bytes] = {}
+
+                async def call(i: int) -> None:
+                    results[i] = await conn.unary("/test.Svc/Echo", b"c%d" % i * 1000)
+
+                async with anyio.create_task_group() as calls:
+                    for i in range(20):
+                        calls.start_soon(call, i)
+                assert results == {i: b"c%d" % i * 1000 for i in range(20)}
+                await conn.aclose()
+    assert peer.errors == []
+    assert peer.streams[1].headers is not None
+    assert dict(peer.streams[1].headers)[":scheme"] == "https"
+
+
+async def test_tls_server_hangs_up_after_the_handshake(caplog: pytest.LogCaptureFixture) -> None:
+    """The dial fails as a lost connection, and asyncio logs no half-close warning."""
+    peer = H2Peer()
+    with anyio.fail_after(TIMEOUT):
+        async with tls_serving(peer, close_after_handshake=True) as (port, context):
+            connected = await connect_tcp(
+                HOST, port, ssl_context=context, server_hostname="localhost"
+            )
+            conn = Connection(connected, authority=f"localhost:{port}", tls=True)
+            async with anyio.create_task_group() as tg:
+                with pytest.raises(ConnectionLostError):
+                    await tg.start(conn.run)
+    assert not [r for r in caplog.records if "eof_received" in r.getMessage()]
+
+
+async def test_tls_alpn_other_than_h2_is_visible() -> None:
+    """What the server chose is reported, so the channel can refuse anything but h2."""
+    peer = H2Peer()
+    with anyio.fail_after(TIMEOUT):
+        async with tls_serving(peer, alpn="http/1.1", close_after_handshake=True) as (
+            port,
+            context,
+        ):
+            context.set_alpn_protocols(["h2", "http/1.1"])
+            connected = await connect_tcp(
+                HOST, port, ssl_context=context, server_hostname="localhost"
+            )
+            wire = connected if isinstance(connected, Wire) else StreamWire(connected)
+            assert wire.alpn_protocol() == "http/1.1"
+            await wire.aclose()
