@@ -35,9 +35,10 @@ from etcdanyio._grpc._connection import Connection
 from etcdanyio._grpc._headers import decode_timeout, encode_metadata
 from etcdanyio._grpc._protocol import BDP_PING_PAYLOAD, ErrorCode
 from tests.h2peer import GRPC_HEADERS, H2Peer, PeerStream, answer, frame_bytes, grpc_frame
+from tests.unit.grpc.outcome import start
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Awaitable, Callable
+    from collections.abc import AsyncIterator, Callable
 
     from anyio.abc import AnyByteStream, TaskGroup
 
@@ -63,33 +64,6 @@ async def connected(
         finally:
             await conn.aclose()
     assert peer.transport_closed
-
-
-class Outcome:
-    """The result of a call run in a background task: a value or an exception."""
-
-    def __init__(self) -> None:
-        self.value: bytes | None = None
-        self.error: BaseException | None = None
-        self.done = anyio.Event()
-
-    async def run(self, call: Callable[[], Awaitable[bytes]]) -> None:
-        try:
-            self.value = await call()
-        except Exception as exc:
-            self.error = exc
-        finally:
-            self.done.set()
-
-    async def wait(self) -> Outcome:
-        await self.done.wait()
-        return self
-
-
-def start(tg: TaskGroup, call: Callable[[], Awaitable[bytes]]) -> Outcome:
-    outcome = Outcome()
-    tg.start_soon(outcome.run, call)
-    return outcome
 
 
 # ----------------------------------------------------------------- unary

@@ -36,6 +36,7 @@ from etcdanyio._grpc._connection import Connection
 from etcdanyio._grpc._protocol import ErrorCode
 from etcdanyio._grpc._wire import AsyncioWire, SocketWire, StreamWire, Wire, connect_tcp
 from tests.h2peer import H2Peer, PeerStream, echo, frame_bytes
+from tests.unit.grpc.outcome import start
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable
@@ -249,33 +250,6 @@ def expected_wire(backend: str) -> type[Wire]:
     return AsyncioWire if backend == "asyncio" else SocketWire
 
 
-class Outcome:
-    """The result of a call run in a background task: a value or an exception."""
-
-    def __init__(self) -> None:
-        self.value: bytes | None = None
-        self.error: BaseException | None = None
-        self.done = anyio.Event()
-
-    async def run(self, call: Callable[[], Awaitable[bytes]]) -> None:
-        try:
-            self.value = await call()
-        except Exception as exc:
-            self.error = exc
-        finally:
-            self.done.set()
-
-    async def wait(self) -> Outcome:
-        await self.done.wait()
-        return self
-
-
-def start(tg: TaskGroup, call: Callable[[], Awaitable[bytes]]) -> Outcome:
-    outcome = Outcome()
-    tg.start_soon(outcome.run, call)
-    return outcome
-
-
 def digest(peer: H2Peer, stream: PeerStream) -> None:
     """Answer with the SHA-256 of each request message (large requests, small replies)."""
     peer.reply(stream.stream_id, *(hashlib.sha256(m).digest() for m in stream.messages))
@@ -455,7 +429,9 @@ async def test_call_cancelled_while_its_bytes_are_queued(anyio_backend_name: str
 # ------------------------------------------------------------------ failures
 
 
-async def test_server_closes_the_connection(anyio_backend_name: str) -> None:
+@pytest.mark.parametrize("hangup", ["close", "reset"])
+async def test_server_hangs_up(anyio_backend_name: str, hangup: str) -> None:
+    """A FIN or an RST (SO_LINGER 0): the call in flight and later ones fail, cleanly."""
     with anyio.fail_after(TIMEOUT):
         peer = TcpPeer(handler=None)
         async with (
@@ -466,7 +442,7 @@ async def test_server_closes_the_connection(anyio_backend_name: str) -> None:
             assert type(conn._wire) is expected_wire(anyio_backend_name)
             outcome = start(tg, lambda: conn.unary("/p", b"in flight"))
             await peer.wait_stream(1, ended=True)
-            await peer.close()
+            await (peer.close() if hangup == "close" else peer.reset())
             error = (await outcome.wait()).error
             assert isinstance(error, ConnectionLostError), repr(error)
             assert error.applied is None
@@ -476,29 +452,6 @@ async def test_server_closes_the_connection(anyio_backend_name: str) -> None:
             with anyio.fail_after(0.5), pytest.raises(ConnectionLostError) as info:
                 await conn.unary("/p", b"later")
             assert info.value.applied is False
-            await result.done.wait()
-            assert socket_closed(conn)
-        assert result.error is None
-
-
-async def test_server_resets_the_connection(anyio_backend_name: str) -> None:
-    with anyio.fail_after(TIMEOUT):
-        peer = TcpPeer(handler=None)
-        async with (
-            serving(peer) as port,
-            dialed(port) as (conn, result),
-            anyio.create_task_group() as tg,
-        ):
-            assert type(conn._wire) is expected_wire(anyio_backend_name)
-            outcome = start(tg, lambda: conn.unary("/p", b"in flight"))
-            await peer.wait_stream(1, ended=True)
-            await peer.reset()
-            error = (await outcome.wait()).error
-            assert isinstance(error, ConnectionLostError), repr(error)
-            assert error.applied is None
-            assert isinstance(conn.error, ConnectionLostError)
-            with anyio.fail_after(0.5), pytest.raises(ConnectionLostError):
-                await conn.unary("/p", b"later")
             await result.done.wait()
             assert result.error is None  # no exception (group) escaped Connection.run
             assert socket_closed(conn)
