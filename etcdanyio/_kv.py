@@ -112,7 +112,12 @@ class KVMixin:
         return strip_result(self._ns, _codec.decode_put_response(raw))  # type: ignore[no-any-return]
 
     async def _range(self, key: bytes, range_end: bytes, **options: Any) -> RangeResult:
-        request = _codec.encode_range(**range_fields(self._ns, key, range_end, **options))
+        return await self._send_range(
+            _codec.encode_range(**range_fields(self._ns, key, range_end, **options))
+        )
+
+    async def _send_range(self, request: bytes) -> RangeResult:
+        """Send an encoded RangeRequest; the result with the namespace stripped."""
         result = _codec.decode_range_response(
             await self._call_raw(_RANGE, request, repeatable=True)
         )
@@ -129,11 +134,9 @@ class KVMixin:
         """
         if revision == 0 and type(revision) is int and type(serializable) is bool:
             # The common case, with the checks key_range() and range_fields() make.
-            request = _codec.encode_range(self._ns.key(to_key(key)), serializable=serializable)
-            result = _codec.decode_range_response(
-                await self._call_raw(_RANGE, request, repeatable=True)
+            result = await self._send_range(
+                _codec.encode_range(self._ns.key(to_key(key)), serializable=serializable)
             )
-            result = strip_result(self._ns, result)
         else:
             start, _ = key_range(key)
             result = await self._range(start, b"", revision=revision, serializable=serializable)

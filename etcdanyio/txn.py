@@ -36,6 +36,7 @@ from ._requests import (
     range_fields,
     range_request,
 )
+from .types import _new, _slot_setters
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -345,8 +346,7 @@ def put(
 #: The options of a put() with none given.
 _PLAIN_PUT = (("lease", None), ("prev_kv", False), ("ignore_value", False), ("ignore_lease", False))
 # Building a frozen dataclass through its slots skips object.__setattr__ per field.
-_new = object.__new__
-_put_key, _put_value, _put_options = (Put.__dict__[f.name].__set__ for f in dataclasses.fields(Put))
+_put_key, _put_value, _put_options = _slot_setters(Put)
 
 
 def delete(

@@ -407,10 +407,10 @@ class Connection:
                     due = held_since + BDP_ACK_HOLD
                     # A regular ack arriving meanwhile wakes this task early.
                     waiter = self._acks_waiter = anyio.Event()
-                    with anyio.move_on_after(due - anyio.current_time()):
+                    with anyio.move_on_after(due - self._clock()):
                         await waiter.wait()
                     self._acks_waiter = None
-                    if anyio.current_time() < due:
+                    if self._clock() < due:
                         self._acks_scheduled = True
                         continue
                     self._held_since = None
@@ -444,9 +444,7 @@ class Connection:
             with anyio.move_on_after(self._keepalive_timeout):
                 # Not _flush(): its shielded write could hang on a stuck socket, and
                 # the timeout must bound the PING's write as well as its answer.
-                if self._immediate:
-                    self._write_now()
-                elif not self._writing:
+                if not self._writing:  # never set on an immediate wire
                     self._writing = True
                     try:
                         await self._write_out()

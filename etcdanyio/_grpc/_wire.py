@@ -136,7 +136,6 @@ class SocketWire(Wire):
         self._sock: socket.socket = stream.extra(SocketAttribute.raw_socket)
         self._backlog: deque[bytes] = deque()
         self._backlog_waiter: anyio.Event | None = None
-        self._sink: Sink | None = None
 
     def write(self, data: bytes) -> None:
         backlog = self._backlog
