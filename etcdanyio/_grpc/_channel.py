@@ -229,10 +229,15 @@ class Channel:
         delay = min(self.options.backoff_max, self.options.backoff_base * 2 ** (state.failures - 1))
         state.next_attempt = anyio.current_time() + delay * random.uniform(0.5, 1.0)
 
+    def _usable(self) -> Connection | None:
+        """The pinned connection, if new calls may start on it."""
+        connection = self._connection
+        return connection if connection is not None and connection.usable else None
+
     async def get_connection(self) -> Connection:
         """The pinned connection, dialing one if there is none usable."""
-        connection = self._connection
-        if connection is not None and connection.usable:
+        connection = self._usable()
+        if connection is not None:
             return connection
         if self._closed:
             raise anyio.ClosedResourceError
@@ -328,9 +333,8 @@ class Channel:
         attempt = 0
         while True:
             attempt += 1
-            connection = self._connection
-            if connection is None or not connection.usable:
-                connection = await self.get_connection()
+            # (get_connection() only when needed: awaiting it costs a coroutine.)
+            connection = self._usable() or await self.get_connection()
             # One walk of the cancel scopes gives both the deadline and whether one
             # of them was cancelled (-inf); nothing yields from here to the write.
             deadline = self._deadline()
