@@ -229,17 +229,15 @@ class AsyncioWire(asyncio.Protocol, Wire):
     ) -> AsyncioWire:
         """Connect, with TLS if ``ssl_context`` is given (the loop's own TLS protocol)."""
         loop = asyncio.get_running_loop()
-        if ssl_context is None:
-            _, wire = await loop.create_connection(cls, host, port, happy_eyeballs_delay=0.25)
-        else:
-            _, wire = await loop.create_connection(
-                cls,
-                host,
-                port,
-                happy_eyeballs_delay=0.25,
-                ssl=ssl_context,
-                server_hostname=server_hostname or host,
-            )
+        _, wire = await loop.create_connection(
+            cls,
+            host,
+            port,
+            happy_eyeballs_delay=0.25,
+            ssl=ssl_context,
+            # asyncio refuses a server_hostname without TLS
+            server_hostname=(server_hostname or host) if ssl_context is not None else None,
+        )
         return wire
 
     def alpn_protocol(self) -> str | None:
