@@ -7,7 +7,8 @@ asyncio and trio. Each blocking method has an async twin with an ``a`` prefix (`
 ``await_ready``, ``aleader``) that runs it in a worker thread: a cancellation takes effect once it
 returns, and every wait is bounded. Readiness puts ``__etcdanyio_testing__/ready`` through each
 member and deletes it: a fresh keyspace is empty but its revision is above 1. The pytest plugin
-provides ``etcd`` (one :class:`EtcdServer` per session: inject no faults into it) and
+provides ``etcd_server`` (one :class:`EtcdServer` per session: inject no faults into it),
+``etcd_endpoints``, ``etcd_client`` (a client per test in a namespace of its own) and
 ``etcd_cluster`` (a fresh three-member :class:`EtcdCluster` per test). With ``tls=TLSFiles(...)``
 the members serve ``https://`` client URLs (peer traffic stays plaintext).
 """
@@ -21,13 +22,17 @@ import functools
 import importlib.util
 import json
 import os
+import queue
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
+import threading
 import time
 import uuid
+from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
@@ -45,6 +50,10 @@ _FLAGS = (
     *("--log-level", "error", "--logger", "zap", "--log-outputs", "stderr"),
 )
 _READY_KEY = base64.b64encode(b"__etcdanyio_testing__/ready").decode()
+#: the prefix of the temporary directories holding the members' data and logs
+_DIRECTORY_PREFIX = "etcdanyio-"
+#: the file, in such a directory, naming the PID of the process that made it
+_OWNER_FILE = "owner.pid"
 
 
 class EtcdProcessError(RuntimeError):
@@ -173,6 +182,109 @@ def _stopped(pid: int) -> bool:
     return True
 
 
+def _die_with_parent() -> Callable[[], None] | None:
+    """
+    On Linux, a ``preexec_fn`` that asks the kernel to ``SIGKILL`` the child when the thread
+    that started it ends (``prctl(PR_SET_DEATHSIG)``), so that members do not outlive a test
+    process killed by a CI timeout. ``None`` elsewhere, or if libc cannot be loaded.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    pr_set_deathsig, sigkill, parent = 1, int(signal.SIGKILL), os.getpid()
+
+    def preexec() -> None:
+        prctl(pr_set_deathsig, sigkill, 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os._exit(1)
+
+    return preexec
+
+
+#: a start of a process, and where its result goes
+_Job = tuple["Future[subprocess.Popen[bytes]]", "Callable[[], subprocess.Popen[bytes]]"]
+
+
+class _Spawner:
+    """
+    Starts every member from one thread that lives as long as the process.
+
+    The kernel sends ``PR_SET_DEATHSIG`` when the *thread* that forked the child ends, not the
+    process: members started from an anyio worker thread (``async with EtcdServer()``) would be
+    killed when that worker retires. This thread never does before the process exits.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._jobs: queue.SimpleQueue[_Job] | None = None
+
+    def popen(self, argv: list[str], **options: Any) -> subprocess.Popen[bytes]:
+        preexec = _die_with_parent()
+        if preexec is None:
+            return subprocess.Popen(argv, **options)
+        with self._lock:
+            if self._jobs is None:
+                self._jobs = queue.SimpleQueue()
+                name = "etcdanyio.testing spawner"
+                threading.Thread(
+                    target=self._serve, args=(self._jobs,), name=name, daemon=True
+                ).start()
+            jobs = self._jobs
+        future: Future[subprocess.Popen[bytes]] = Future()
+
+        def start() -> subprocess.Popen[bytes]:
+            return subprocess.Popen(argv, preexec_fn=preexec, **options)
+
+        jobs.put((future, start))
+        return future.result()
+
+    @staticmethod
+    def _serve(jobs: queue.SimpleQueue[_Job]) -> None:
+        while True:
+            future, start = jobs.get()
+            try:
+                future.set_result(start())
+            except BaseException as exc:  # handed to the waiting caller
+                future.set_exception(exc)
+
+
+_SPAWNER = _Spawner()
+
+
+def _make_directory() -> str:
+    """
+    A new temporary directory for a cluster's data, marked with this process's PID; directories
+    left by processes that are gone (killed before they could clean up) are removed first.
+    """
+    root = tempfile.gettempdir()
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(root):
+            if entry.name.startswith(_DIRECTORY_PREFIX) and _orphaned(entry.path):
+                shutil.rmtree(entry.path, ignore_errors=True)
+    directory = tempfile.mkdtemp(prefix=_DIRECTORY_PREFIX)
+    with open(os.path.join(directory, _OWNER_FILE), "w", encoding="ascii") as file:
+        file.write(str(os.getpid()))
+    return directory
+
+
+def _orphaned(directory: str) -> bool:
+    """Whether ``directory`` names an owner process that no longer exists."""
+    try:
+        with open(os.path.join(directory, _OWNER_FILE), encoding="ascii") as file:
+            pid = int(file.read())
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except (OSError, ValueError):  # no owner file (not ours, or being made), or not our user's
+        return False
+    return False
+
+
 async def _in_thread(function: Callable[[], _T], *, shield: bool = False) -> _T:
     from anyio import CancelScope, to_thread
 
@@ -236,7 +348,7 @@ class EtcdMember:
 
     def _spawn(self, argv: list[str]) -> None:
         with open(self.log_path, "ab") as log:  # the child keeps a descriptor of its own
-            self._process = subprocess.Popen(
+            self._process = _SPAWNER.popen(
                 argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=_child_env(),
                 start_new_session=True,  # Ctrl-C in a terminal must not reach the members
             )  # fmt: skip
@@ -362,7 +474,7 @@ class EtcdCluster:
 
     def _start_once(self) -> None:
         binary = self._binary or find_etcd_binary()
-        self._directory = tempfile.mkdtemp(prefix="etcdanyio-")
+        self._directory = _make_directory()
         self._token = f"etcdanyio-{uuid.uuid4().hex}"
         n = 3 if self._metrics else 2
         ports = _free_ports(self._size * n)

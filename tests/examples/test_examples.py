@@ -20,8 +20,8 @@ EXAMPLES = sorted((Path(__file__).parents[2] / "examples").glob("*.py"))
 
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])
 @pytest.mark.parametrize("example", EXAMPLES, ids=[p.stem for p in EXAMPLES])
-def test_example_runs(example: Path, backend: str, etcd: EtcdServer) -> None:
-    env = {**os.environ, "ETCD_ENDPOINTS": ",".join(etcd.endpoints)}
+def test_example_runs(example: Path, backend: str, etcd_server: EtcdServer) -> None:
+    env = {**os.environ, "ETCD_ENDPOINTS": ",".join(etcd_server.endpoints)}
     result = subprocess.run(
         [sys.executable, str(example), backend],
         env=env,

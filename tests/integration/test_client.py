@@ -25,8 +25,8 @@ def prefix() -> bytes:
 
 
 @pytest.fixture
-async def client(etcd: EtcdServer) -> AsyncIterator[etcdanyio.Client]:
-    async with etcdanyio.open_etcd(etcd.endpoints) as client:
+async def client(etcd_server: EtcdServer) -> AsyncIterator[etcdanyio.Client]:
+    async with etcdanyio.open_etcd(etcd_server.endpoints) as client:
         yield client
 
 
@@ -200,12 +200,12 @@ async def test_survives_member_kill_and_restart() -> None:
         assert (await client.get("k")) is not None
 
 
-async def test_errors_leave_open_etcd_as_themselves(etcd: EtcdServer) -> None:
+async def test_errors_leave_open_etcd_as_themselves(etcd_server: EtcdServer) -> None:
     with pytest.raises(KeyError):
-        async with etcdanyio.open_etcd(etcd.endpoints):
+        async with etcdanyio.open_etcd(etcd_server.endpoints):
             raise KeyError("mine")
     with pytest.raises(etcdanyio.FutureRevisionError):
-        async with etcdanyio.open_etcd(etcd.endpoints) as client:
+        async with etcdanyio.open_etcd(etcd_server.endpoints) as client:
             await client.get("k", revision=2**62)
 
 

@@ -56,13 +56,13 @@ def name() -> str:
 
 
 @pytest.fixture
-def oracle(etcd: EtcdServer) -> Oracle:
-    return Oracle(etcd.endpoint)
+def oracle(etcd_server: EtcdServer) -> Oracle:
+    return Oracle(etcd_server.endpoint)
 
 
 @pytest.fixture
-async def client(etcd: EtcdServer) -> AsyncIterator[etcdanyio.Client]:
-    async with etcdanyio.open_etcd(etcd.endpoints) as client:
+async def client(etcd_server: EtcdServer) -> AsyncIterator[etcdanyio.Client]:
+    async with etcdanyio.open_etcd(etcd_server.endpoints) as client:
         yield client
 
 
@@ -291,7 +291,9 @@ async def test_bad_election_arguments(client: etcdanyio.Client) -> None:
 
 
 @pytest.mark.slow
-async def test_s38_stalled_leader_is_replaced(etcd: EtcdServer, name: str, oracle: Oracle) -> None:
+async def test_s38_stalled_leader_is_replaced(
+    etcd_server: EtcdServer, name: str, oracle: Oracle
+) -> None:
     """S38: the leader's proxy stalled for TTL + 1 s; a follower takes over."""
     ttl = 2
     times: dict[str, float] = {}
@@ -331,9 +333,9 @@ async def test_s38_stalled_leader_is_replaced(etcd: EtcdServer, name: str, oracl
 
     with anyio.fail_after(20):
         async with (
-            open_fault_proxy(etcd.endpoint) as proxy,
+            open_fault_proxy(etcd_server.endpoint) as proxy,
             etcdanyio.open_etcd(proxy.endpoint) as old_client,
-            etcdanyio.open_etcd(etcd.endpoint) as client,
+            etcdanyio.open_etcd(etcd_server.endpoint) as client,
             client.watch(name + "/", prefix=True) as events,
             client.election(name).observe() as leaders,
             anyio.create_task_group() as tg,
@@ -372,12 +374,12 @@ async def test_s38_stalled_leader_is_replaced(etcd: EtcdServer, name: str, oracl
 
 
 async def test_etcdctl_observes_our_leader(
-    etcd: EtcdServer, client: etcdanyio.Client, name: str
+    etcd_server: EtcdServer, client: etcdanyio.Client, name: str
 ) -> None:
     with anyio.fail_after(10):
         async with (
             client.election(name).campaign(b"ours", ttl=10) as leadership,
-            etcdctl(etcd.endpoint, "elect", "-l", name) as ctl,
+            etcdctl(etcd_server.endpoint, "elect", "-l", name) as ctl,
         ):
             assert await ctl.readline() == leadership.key
             assert await ctl.readline() == b"ours"
@@ -387,7 +389,7 @@ async def test_etcdctl_observes_our_leader(
 
 
 async def test_we_see_an_etcdctl_leader(
-    etcd: EtcdServer, client: etcdanyio.Client, name: str
+    etcd_server: EtcdServer, client: etcdanyio.Client, name: str
 ) -> None:
     election = client.election(name)
     ours_in, ours_done = anyio.Event(), anyio.Event()
@@ -404,7 +406,7 @@ async def test_we_see_an_etcdctl_leader(
             anyio.create_task_group() as tg,
         ):
             assert await observed(leaders) is None
-            async with etcdctl(etcd.endpoint, "elect", name, "theirs") as ctl:
+            async with etcdctl(etcd_server.endpoint, "elect", name, "theirs") as ctl:
                 theirs = await ctl.readline()  # printed once etcdctl leads
                 assert await ctl.readline() == b"theirs"
                 assert (await next_put(events)).key == theirs

@@ -30,10 +30,10 @@ async def _wait_no_conns(proxy: FaultProxy) -> None:
             await anyio.sleep(0.005)
 
 
-async def test_pass_through_put_and_counters(etcd: EtcdServer, prefix: bytes) -> None:
-    oracle = Oracle(etcd.endpoint)
+async def test_pass_through_put_and_counters(etcd_server: EtcdServer, prefix: bytes) -> None:
+    oracle = Oracle(etcd_server.endpoint)
     with anyio.fail_after(5):
-        async with open_fault_proxy(etcd.endpoint) as proxy:
+        async with open_fault_proxy(etcd_server.endpoint) as proxy:
             assert proxy.port
             assert proxy.endpoint == f"http://127.0.0.1:{proxy.port}"
             async with etcdanyio.open_etcd(proxy.endpoint) as client:
@@ -47,10 +47,10 @@ async def test_pass_through_put_and_counters(etcd: EtcdServer, prefix: bytes) ->
     assert got == (b"through the proxy", result.header.revision)
 
 
-async def test_cut_then_next_call_reconnects(etcd: EtcdServer, prefix: bytes) -> None:
+async def test_cut_then_next_call_reconnects(etcd_server: EtcdServer, prefix: bytes) -> None:
     with anyio.fail_after(5):
         async with (
-            open_fault_proxy(etcd.endpoint) as proxy,
+            open_fault_proxy(etcd_server.endpoint) as proxy,
             etcdanyio.open_etcd(proxy.endpoint) as client,
         ):
             await client.put(prefix + b"k", b"1")
@@ -64,10 +64,12 @@ async def test_cut_then_next_call_reconnects(etcd: EtcdServer, prefix: bytes) ->
             assert proxy.accepted == 2
 
 
-async def test_reset_closes_with_rst_and_client_recovers(etcd: EtcdServer, prefix: bytes) -> None:
+async def test_reset_closes_with_rst_and_client_recovers(
+    etcd_server: EtcdServer, prefix: bytes
+) -> None:
     with anyio.fail_after(5):
         async with (
-            open_fault_proxy(etcd.endpoint) as proxy,
+            open_fault_proxy(etcd_server.endpoint) as proxy,
             etcdanyio.open_etcd(proxy.endpoint) as client,
         ):
             await client.put(prefix + b"k", b"1")
@@ -83,10 +85,10 @@ async def test_reset_closes_with_rst_and_client_recovers(etcd: EtcdServer, prefi
     ("fault", "seen"), [("cut", anyio.EndOfStream), ("reset", anyio.BrokenResourceError)]
 )
 async def test_cut_sends_fin_and_reset_sends_rst(
-    etcd: EtcdServer, fault: str, seen: type[Exception]
+    etcd_server: EtcdServer, fault: str, seen: type[Exception]
 ) -> None:
     with anyio.fail_after(5):
-        async with open_fault_proxy(etcd.endpoint) as proxy:
+        async with open_fault_proxy(etcd_server.endpoint) as proxy:
             stream = await anyio.connect_tcp("127.0.0.1", proxy.port)
             async with stream:
                 with anyio.fail_after(1):
@@ -98,10 +100,12 @@ async def test_cut_sends_fin_and_reset_sends_rst(
             await _wait_no_conns(proxy)
 
 
-async def test_stall_times_out_a_bounded_call_then_heals(etcd: EtcdServer, prefix: bytes) -> None:
+async def test_stall_times_out_a_bounded_call_then_heals(
+    etcd_server: EtcdServer, prefix: bytes
+) -> None:
     with anyio.fail_after(5):
         async with (
-            open_fault_proxy(etcd.endpoint) as proxy,
+            open_fault_proxy(etcd_server.endpoint) as proxy,
             etcdanyio.open_etcd(proxy.endpoint) as client,
         ):
             await client.put(prefix + b"k", b"1")
@@ -116,10 +120,10 @@ async def test_stall_times_out_a_bounded_call_then_heals(etcd: EtcdServer, prefi
             assert kv.value == b"1"
 
 
-async def test_blackhole_and_delay(etcd: EtcdServer, prefix: bytes) -> None:
+async def test_blackhole_and_delay(etcd_server: EtcdServer, prefix: bytes) -> None:
     with anyio.fail_after(5):
         async with (
-            open_fault_proxy(etcd.endpoint) as proxy,
+            open_fault_proxy(etcd_server.endpoint) as proxy,
             etcdanyio.open_etcd(proxy.endpoint) as client,
         ):
             await client.put(prefix + b"k", b"1")
@@ -138,9 +142,9 @@ async def test_blackhole_and_delay(etcd: EtcdServer, prefix: bytes) -> None:
             assert anyio.current_time() - start >= 0.2  # a request and its response, each held
 
 
-async def test_refuse_accepts_then_closes(etcd: EtcdServer) -> None:
+async def test_refuse_accepts_then_closes(etcd_server: EtcdServer) -> None:
     with anyio.fail_after(5):
-        async with open_fault_proxy(etcd.endpoint) as proxy:
+        async with open_fault_proxy(etcd_server.endpoint) as proxy:
             proxy.refuse = True
             stream = await anyio.connect_tcp("127.0.0.1", proxy.port)
             async with stream:
@@ -150,9 +154,9 @@ async def test_refuse_accepts_then_closes(etcd: EtcdServer) -> None:
             assert not proxy.conns
 
 
-async def test_proxy_task_group_exits_with_open_connections(etcd: EtcdServer) -> None:
+async def test_proxy_task_group_exits_with_open_connections(etcd_server: EtcdServer) -> None:
     with anyio.fail_after(5):
-        async with open_fault_proxy(etcd.endpoint) as proxy:
+        async with open_fault_proxy(etcd_server.endpoint) as proxy:
             stream = await anyio.connect_tcp("127.0.0.1", proxy.port)
             with anyio.fail_after(1):
                 while not proxy.conns:  # noqa: ASYNC110 -- poll with a deadline

@@ -48,13 +48,13 @@ def prefix() -> bytes:
 
 
 @pytest.fixture
-def oracle(etcd: EtcdServer) -> Oracle:
-    return Oracle(etcd.endpoint)
+def oracle(etcd_server: EtcdServer) -> Oracle:
+    return Oracle(etcd_server.endpoint)
 
 
 @pytest.fixture
-async def client(etcd: EtcdServer) -> AsyncIterator[etcdanyio.Client]:
-    async with etcdanyio.open_etcd(etcd.endpoints) as client:
+async def client(etcd_server: EtcdServer) -> AsyncIterator[etcdanyio.Client]:
+    async with etcdanyio.open_etcd(etcd_server.endpoints) as client:
         yield client
 
 
@@ -422,10 +422,10 @@ async def test_get_range_half_open_and_to_the_end(client: etcdanyio.Client, pref
 
 
 async def test_get_all_and_get_keys(
-    client: etcdanyio.Client, etcd: EtcdServer, prefix: bytes
+    client: etcdanyio.Client, etcd_server: EtcdServer, prefix: bytes
 ) -> None:
     # The whole keyspace is shared with other tests: look at it through a namespace.
-    async with etcdanyio.open_etcd(etcd.endpoints, namespace=prefix) as ns:
+    async with etcdanyio.open_etcd(etcd_server.endpoints, namespace=prefix) as ns:
         for name in (b"b", b"a", b"c/1"):
             await ns.put(name, name)
         await client.put(prefix[:-1], "outside")  # the namespace without its slash
@@ -854,13 +854,13 @@ async def test_iter_prefix_reads_one_revision(
 
 
 async def test_namespace(
-    client: etcdanyio.Client, etcd: EtcdServer, prefix: bytes, oracle: Oracle
+    client: etcdanyio.Client, etcd_server: EtcdServer, prefix: bytes, oracle: Oracle
 ) -> None:
     space = prefix + b"ns/"
     # Neighbours just outside the namespace, on both sides.
     for outside in (prefix + b"ns", prefix + b"ns.", prefix + b"ns0", prefix + b"nr/a"):
         await client.put(outside, "outside")
-    async with etcdanyio.open_etcd(etcd.endpoints, namespace=space) as ns:
+    async with etcdanyio.open_etcd(etcd_server.endpoints, namespace=space) as ns:
         assert ns.namespace == space
         put = await ns.put("a", "1")
         await ns.put(b"b/1", "2")
@@ -947,8 +947,12 @@ async def test_namespace(
     assert remaining == [prefix + b"nr/a", prefix + b"ns", prefix + b"ns.", prefix + b"ns0"]
 
 
-async def test_namespace_as_str_and_errors(etcd: EtcdServer, prefix: bytes, oracle: Oracle) -> None:
-    async with etcdanyio.open_etcd(etcd.endpoints, namespace=(prefix + b"s/").decode()) as ns:
+async def test_namespace_as_str_and_errors(
+    etcd_server: EtcdServer, prefix: bytes, oracle: Oracle
+) -> None:
+    async with etcdanyio.open_etcd(
+        etcd_server.endpoints, namespace=(prefix + b"s/").decode()
+    ) as ns:
         assert ns.namespace == prefix + b"s/"
         await ns.put("k", "v")
         assert await ask(oracle.get, prefix + b"s/k") is not None
@@ -963,9 +967,9 @@ async def test_namespace_as_str_and_errors(etcd: EtcdServer, prefix: bytes, orac
 # -- the client-wide timeout --------------------------------------------------------------------
 
 
-async def test_default_timeout(etcd: EtcdServer, prefix: bytes, oracle: Oracle) -> None:
+async def test_default_timeout(etcd_server: EtcdServer, prefix: bytes, oracle: Oracle) -> None:
     # Far too short for any call to finish: every call raises the built-in TimeoutError.
-    async with etcdanyio.open_etcd(etcd.endpoints, timeout=1e-6) as hurried:
+    async with etcdanyio.open_etcd(etcd_server.endpoints, timeout=1e-6) as hurried:
         with pytest.raises(TimeoutError):
             await hurried.get(prefix + b"k")
         with pytest.raises(TimeoutError):
@@ -976,7 +980,7 @@ async def test_default_timeout(etcd: EtcdServer, prefix: bytes, oracle: Oracle) 
             await hurried.compact(1)
     assert await ask(oracle.get, prefix + b"k") is None
     # A generous default leaves calls alone.
-    async with etcdanyio.open_etcd(etcd.endpoints, timeout=30) as patient:
+    async with etcdanyio.open_etcd(etcd_server.endpoints, timeout=30) as patient:
         await patient.put(prefix + b"k", "v")
         kv = await patient.get(prefix + b"k")
         assert kv is not None

@@ -49,13 +49,13 @@ def prefix() -> bytes:
 
 
 @pytest.fixture
-def oracle(etcd: EtcdServer) -> Oracle:
-    return Oracle(etcd.endpoint)
+def oracle(etcd_server: EtcdServer) -> Oracle:
+    return Oracle(etcd_server.endpoint)
 
 
 @pytest.fixture
-async def client(etcd: EtcdServer) -> AsyncIterator[etcdanyio.Client]:
-    async with etcdanyio.open_etcd(etcd.endpoints) as client:
+async def client(etcd_server: EtcdServer) -> AsyncIterator[etcdanyio.Client]:
+    async with etcdanyio.open_etcd(etcd_server.endpoints) as client:
         yield client
 
 
@@ -161,11 +161,11 @@ async def test_nothing_is_sent_from_an_already_cancelled_scope(
         assert (leaked, applied) == (set(), [prefix + b"sync"])
 
 
-async def test_lease_scope_cancelled_during_grant_leaves_no_lease(etcd: EtcdServer) -> None:
-    oracle = Oracle(etcd.endpoint)
+async def test_lease_scope_cancelled_during_grant_leaves_no_lease(etcd_server: EtcdServer) -> None:
+    oracle = Oracle(etcd_server.endpoint)
     with anyio.fail_after(10):
         async with (
-            open_fault_proxy(etcd.endpoint) as proxy,
+            open_fault_proxy(etcd_server.endpoint) as proxy,
             etcdanyio.open_etcd(proxy.endpoint) as client,
         ):
             await client.get("sync")  # connected: the grant is the next thing sent
@@ -257,10 +257,10 @@ BAD_LEASE_IDS: list[tuple[Any, type[Exception]]] = [
 ]
 
 
-async def test_bad_input_is_refused_before_io(etcd: EtcdServer) -> None:
+async def test_bad_input_is_refused_before_io(etcd_server: EtcdServer) -> None:
     with anyio.fail_after(5):
         async with (
-            open_fault_proxy(etcd.endpoint) as proxy,
+            open_fault_proxy(etcd_server.endpoint) as proxy,
             etcdanyio.open_etcd(proxy.endpoint) as client,
         ):
             await client.get("test_lease/connected")
@@ -297,12 +297,14 @@ async def test_bad_input_is_refused_before_io(etcd: EtcdServer) -> None:
 
 
 @pytest.mark.slow
-async def test_s30_blackhole_expires_the_lease_on_the_local_deadline(etcd: EtcdServer) -> None:
+async def test_s30_blackhole_expires_the_lease_on_the_local_deadline(
+    etcd_server: EtcdServer,
+) -> None:
     """S30: no keepalive answered for TTL s: body cancelled and error raised at answer + TTL."""
     ttl = 3
     with anyio.fail_after(15):
         async with (
-            open_fault_proxy(etcd.endpoint) as proxy,
+            open_fault_proxy(etcd_server.endpoint) as proxy,
             etcdanyio.open_etcd(proxy.endpoint) as client,
         ):
             answered = cancelled = 0.0
@@ -334,12 +336,12 @@ async def test_s30_blackhole_expires_the_lease_on_the_local_deadline(etcd: EtcdS
 
 
 @pytest.mark.slow
-async def test_s31_short_stall_is_survived(etcd: EtcdServer, prefix: bytes) -> None:
+async def test_s31_short_stall_is_survived(etcd_server: EtcdServer, prefix: bytes) -> None:
     """S31: a 1.5 s stall (below the TTL of 3 s), then heal: the lease lives on."""
-    oracle = Oracle(etcd.endpoint)
+    oracle = Oracle(etcd_server.endpoint)
     with anyio.fail_after(10):
         async with (
-            open_fault_proxy(etcd.endpoint) as proxy,
+            open_fault_proxy(etcd_server.endpoint) as proxy,
             etcdanyio.open_etcd(proxy.endpoint) as client,
             client.lease(ttl=3) as lease,
         ):
@@ -419,11 +421,11 @@ async def test_s33_leases_survive_killing_the_leader() -> None:
 
 @pytest.mark.slow
 async def test_lease_scopes_keep_alive_past_ttl_on_one_stream_and_revoke_on_exit(
-    etcd: EtcdServer, client: etcdanyio.Client, oracle: Oracle, prefix: bytes
+    etcd_server: EtcdServer, client: etcdanyio.Client, oracle: Oracle, prefix: bytes
 ) -> None:
     """One lease of TTL 2 with keys, and 50 of TTL 1, held for 3 s on one keepalive stream."""
     with anyio.fail_after(15):
-        before = await ask(keepalive_metrics, etcd.endpoint)
+        before = await ask(keepalive_metrics, etcd_server.endpoint)
         async with contextlib.AsyncExitStack() as stack:
             lease = await stack.enter_async_context(client.lease(ttl=2))
             assert lease.id > 0
@@ -447,7 +449,7 @@ async def test_lease_scopes_keep_alive_past_ttl_on_one_stream_and_revoke_on_exit
             assert await ask(oracle.lease_ttl, leases[0].id) >= 0
             assert client._keepalive_stream is not None
             assert client._keepalive_stream.leases == 51
-            during = await ask(keepalive_metrics, etcd.endpoint)
+            during = await ask(keepalive_metrics, etcd_server.endpoint)
             assert during["started"] - before["started"] == 1  # one stream for all of them
             assert during["handled"] == before["handled"]  # and it is still open
             # Each lease of TTL 1 renewed about every 1/3 s: at least 6 times in 3 TTLs.
@@ -457,9 +459,9 @@ async def test_lease_scopes_keep_alive_past_ttl_on_one_stream_and_revoke_on_exit
         assert await ask(oracle.range_prefix, prefix) == []
         assert (await client.lease_time_to_live(lease.id)).ttl == -1
         # The stream ended with the last lease.
-        after = await ask(keepalive_metrics, etcd.endpoint)
+        after = await ask(keepalive_metrics, etcd_server.endpoint)
         with anyio.fail_after(1):
             while after["handled"] == before["handled"]:
-                after = await ask(keepalive_metrics, etcd.endpoint)
+                after = await ask(keepalive_metrics, etcd_server.endpoint)
         assert after["started"] - before["started"] == 1
         assert after["handled"] - before["handled"] == 1

@@ -52,13 +52,13 @@ def name() -> str:
 
 
 @pytest.fixture
-def oracle(etcd: EtcdServer) -> Oracle:
-    return Oracle(etcd.endpoint)
+def oracle(etcd_server: EtcdServer) -> Oracle:
+    return Oracle(etcd_server.endpoint)
 
 
 @pytest.fixture
-async def client(etcd: EtcdServer) -> AsyncIterator[etcdanyio.Client]:
-    async with etcdanyio.open_etcd(etcd.endpoints) as client:
+async def client(etcd_server: EtcdServer) -> AsyncIterator[etcdanyio.Client]:
+    async with etcdanyio.open_etcd(etcd_server.endpoints) as client:
         yield client
 
 
@@ -261,7 +261,7 @@ async def test_session_must_be_a_lease(client: etcdanyio.Client) -> None:
 
 @pytest.mark.slow
 async def test_s34_lite_fenced_counter_with_a_reset(
-    etcd: EtcdServer, name: str, oracle: Oracle
+    etcd_server: EtcdServer, name: str, oracle: Oracle
 ) -> None:
     """S34 lite: 5 holders x 10 fenced increments, each on its own client; one proxy reset."""
     holders, rounds = 5, 10
@@ -301,7 +301,7 @@ async def test_s34_lite_fenced_counter_with_a_reset(
                     failed_attempts += 1
 
     with anyio.fail_after(30):
-        async with open_fault_proxy(etcd.endpoint) as proxy, anyio.create_task_group() as tg:
+        async with open_fault_proxy(etcd_server.endpoint) as proxy, anyio.create_task_group() as tg:
             for _ in range(holders):
                 tg.start_soon(holder, proxy)
     assert reset_done
@@ -315,7 +315,7 @@ async def test_s34_lite_fenced_counter_with_a_reset(
 
 @pytest.mark.slow
 async def test_s35_partitioned_holder_loses_the_lock_before_the_waiter_gets_it(
-    etcd: EtcdServer, name: str, oracle: Oracle
+    etcd_server: EtcdServer, name: str, oracle: Oracle
 ) -> None:
     """S35: the holder's proxy blackholed for TTL + 1 s while another waits."""
     ttl = 2
@@ -353,9 +353,9 @@ async def test_s35_partitioned_holder_loses_the_lock_before_the_waiter_gets_it(
 
     with anyio.fail_after(20):
         async with (
-            open_fault_proxy(etcd.endpoint) as proxy,
+            open_fault_proxy(etcd_server.endpoint) as proxy,
             etcdanyio.open_etcd(proxy.endpoint) as holder_client,
-            etcdanyio.open_etcd(etcd.endpoint) as waiter_client,
+            etcdanyio.open_etcd(etcd_server.endpoint) as waiter_client,
             waiter_client.watch(name + "/", prefix=True) as events,
             anyio.create_task_group() as tg,
         ):
@@ -565,7 +565,7 @@ async def test_one_session_two_tasks_one_lock(client: etcdanyio.Client, name: st
 
 
 async def test_etcdctl_lock_excludes_ours(
-    etcd: EtcdServer, client: etcdanyio.Client, name: str, oracle: Oracle
+    etcd_server: EtcdServer, client: etcdanyio.Client, name: str, oracle: Oracle
 ) -> None:
     entered: list[object] = []
 
@@ -576,7 +576,7 @@ async def test_etcdctl_lock_excludes_ours(
     with anyio.fail_after(15):
         async with (
             client.watch(name + "/", prefix=True) as events,
-            etcdctl(etcd.endpoint, "lock", name) as ctl,
+            etcdctl(etcd_server.endpoint, "lock", name) as ctl,
         ):
             theirs = await ctl.readline()  # etcdctl prints its key once it holds the lock
             assert theirs.startswith(name.encode() + b"/")
@@ -592,7 +592,7 @@ async def test_etcdctl_lock_excludes_ours(
 
 
 async def test_our_lock_excludes_etcdctl(
-    etcd: EtcdServer, client: etcdanyio.Client, name: str, oracle: Oracle
+    etcd_server: EtcdServer, client: etcdanyio.Client, name: str, oracle: Oracle
 ) -> None:
     release, printed = anyio.Event(), anyio.Event()
     seen: list[object] = []
@@ -615,7 +615,7 @@ async def test_our_lock_excludes_etcdctl(
         ):
             lock = await tg.start(hold)
             assert (await next_put(events)).key == lock.key
-            async with etcdctl(etcd.endpoint, "lock", name) as ctl:
+            async with etcdctl(etcd_server.endpoint, "lock", name) as ctl:
                 tg.start_soon(read, ctl)
                 theirs = await next_put(events)  # etcdctl is queued behind us
                 assert theirs.create_revision > lock.revision

@@ -38,8 +38,8 @@ async def _names(directory: Path) -> list[str]:
 
 
 @pytest.fixture
-async def client(etcd: EtcdServer) -> AsyncIterator[etcdanyio.Client]:
-    async with etcdanyio.open_etcd(etcd.endpoints) as client:
+async def client(etcd_server: EtcdServer) -> AsyncIterator[etcdanyio.Client]:
+    async with etcdanyio.open_etcd(etcd_server.endpoints) as client:
         yield client
 
 
@@ -207,11 +207,11 @@ async def test_downgrade(client: etcdanyio.Client) -> None:
         await client.downgrade("enable")
 
 
-async def test_health(client: etcdanyio.Client, etcd: EtcdServer) -> None:
+async def test_health(client: etcdanyio.Client, etcd_server: EtcdServer) -> None:
     healthy = await client.health()
     assert (healthy.healthy, healthy.reason) == (True, "")
     assert 0 < healthy.took < 5
-    assert (await client.health(etcd.endpoints[0])).healthy
+    assert (await client.health(etcd_server.endpoints[0])).healthy
     down = await client.health("http://127.0.0.1:1", timeout=2)
     assert not down.healthy
     assert down.reason.startswith("read failed: could not connect")
@@ -365,10 +365,10 @@ async def test_snapshot_failure_and_cancellation_leave_no_file(
         await client.snapshot(tmp_path / "missing" / "backup.db")
 
 
-async def test_calls_after_close_raise_closed_resource(etcd: EtcdServer) -> None:
-    async with etcdanyio.open_etcd(etcd.endpoints) as client:
+async def test_calls_after_close_raise_closed_resource(etcd_server: EtcdServer) -> None:
+    async with etcdanyio.open_etcd(etcd_server.endpoints) as client:
         await client.status()
-    for endpoint in (None, etcd.endpoints[0]):
+    for endpoint in (None, etcd_server.endpoints[0]):
         with pytest.raises(anyio.ClosedResourceError):
             await client.status(endpoint)
         with pytest.raises(anyio.ClosedResourceError):

@@ -7,7 +7,7 @@ here that runs the etcdanyio side of the row against real etcd (``@row("gw.creat
 ``test_row[<backend>-<id>]`` runs one row under one backend.
 
 Rows that change cluster-wide state (compaction, alarms, membership, auth) run against a
-scratch member of this module (or a fresh one), never against the session's ``etcd``. Waits
+scratch member of this module (or a fresh one), never against the session's ``etcd_server``. Waits
 are bounded by ``anyio.fail_after`` and driven by watches, events or task starts, never by
 sleeping for a state.
 """
@@ -80,7 +80,7 @@ class Ctx:
 
     client: Client
     prefix: str
-    etcd: EtcdServer
+    etcd_server: EtcdServer
     scratch: EtcdServer
     tls: Tls
 
@@ -118,7 +118,9 @@ def _free_port() -> int:
 @row("gw.client", "etcetra.client", "etcetra.connect", "aetcd.client", "etcd3py.client")
 @row("etcd3.client")
 async def open_and_close(ctx: Ctx) -> None:
-    async with etcdanyio.open_etcd(ctx.etcd.endpoints, timeout=5, connect_timeout=2) as client:
+    async with etcdanyio.open_etcd(
+        ctx.etcd_server.endpoints, timeout=5, connect_timeout=2
+    ) as client:
         await client.put(ctx.key("a"), "1")
         kv = await client.get(ctx.key("a"))
         assert kv is not None
@@ -291,7 +293,7 @@ async def get_prefix_sorted(ctx: Ctx) -> None:
 async def get_all_sorted(ctx: Ctx) -> None:
     await _three(ctx)
     # A namespaced client sees only its part of the keyspace: get_all() is then ours alone.
-    async with etcdanyio.open_etcd(ctx.etcd.endpoints, namespace=ctx.prefix) as scoped:
+    async with etcdanyio.open_etcd(ctx.etcd_server.endpoints, namespace=ctx.prefix) as scoped:
         everything = await scoped.get_all(sort_order=SortOrder.DESCEND, sort_target="mod")
         assert [kv.key for kv in everything.kvs] == [b"c", b"b", b"a"]
         keys = await scoped.get_all(keys_only=True)
@@ -1018,7 +1020,7 @@ async def election_observe(ctx: Ctx) -> None:
 @row("gw.members", "aetcd.members", "etcd3.members")
 async def members(ctx: Ctx) -> None:
     [member] = await ctx.client.members()
-    assert member.client_urls == ctx.etcd.endpoints
+    assert member.client_urls == ctx.etcd_server.endpoints
     assert member.peer_urls
     assert member.name == "m0"
     assert not member.is_learner
@@ -1169,7 +1171,7 @@ async def health(ctx: Ctx) -> None:
 async def metrics(ctx: Ctx) -> None:
     text = await ctx.client.metrics()
     assert re.search(r"^etcd_server_has_leader 1$", text, re.MULTILINE)
-    assert "etcd_server_has_leader" in await ctx.client.metrics(ctx.etcd.endpoint)
+    assert "etcd_server_has_leader" in await ctx.client.metrics(ctx.etcd_server.endpoint)
 
 
 # --------------------------------------------------------------------------- errors
@@ -1285,8 +1287,8 @@ def tls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tls]:
 
 
 @pytest.mark.parametrize("row_id", sorted(ROWS))
-async def test_row(row_id: str, etcd: EtcdServer, scratch: EtcdServer, tls: Tls) -> None:
+async def test_row(row_id: str, etcd_server: EtcdServer, scratch: EtcdServer, tls: Tls) -> None:
     with anyio.fail_after(ROW_TIMEOUT):
-        async with etcdanyio.open_etcd(etcd.endpoints) as client:
+        async with etcdanyio.open_etcd(etcd_server.endpoints) as client:
             prefix = f"test_parity/{row_id}/{uuid.uuid4().hex}/"
-            await ROWS[row_id](Ctx(client, prefix, etcd, scratch, tls))
+            await ROWS[row_id](Ctx(client, prefix, etcd_server, scratch, tls))

@@ -48,7 +48,7 @@ def _etcd_children() -> set[int]:
 
 
 @pytest.fixture(autouse=True)
-def no_leaks(etcd: EtcdServer) -> Iterator[None]:
+def no_leaks(etcd_server: EtcdServer) -> Iterator[None]:
     """
     Every etcd a test starts is gone, and reaped, when the test's fixtures are torn down.
 
@@ -111,16 +111,16 @@ def test_import_needs_no_pytest() -> None:
 # -- EtcdServer ------------------------------------------------------------------------------------
 
 
-def test_plugin_server_serves_the_gateway(etcd: EtcdServer) -> None:
-    assert etcd.endpoints == [etcd.endpoint]
-    assert etcd.endpoint == etcd.member.client_url == etcd.member.endpoint
-    assert etcd.endpoint.startswith("http://127.0.0.1:")
-    request = urllib.request.Request(f"{etcd.endpoint}/v3/maintenance/status", data=b"{}")
+def test_plugin_server_serves_the_gateway(etcd_server: EtcdServer) -> None:
+    assert etcd_server.endpoints == [etcd_server.endpoint]
+    assert etcd_server.endpoint == etcd_server.member.client_url == etcd_server.member.endpoint
+    assert etcd_server.endpoint.startswith("http://127.0.0.1:")
+    request = urllib.request.Request(f"{etcd_server.endpoint}/v3/maintenance/status", data=b"{}")
     with urllib.request.urlopen(request, timeout=5) as response:
         status = json.loads(response.read())
-    assert int(status["leader"]) == int(status["header"]["member_id"]) == etcd.member_id(0)
+    assert int(status["leader"]) == int(status["header"]["member_id"]) == etcd_server.member_id(0)
     # The readiness probe left no key behind.
-    assert Oracle(etcd.endpoint).range_prefix(b"__etcdanyio_testing__") == []
+    assert Oracle(etcd_server.endpoint).range_prefix(b"__etcdanyio_testing__") == []
 
 
 def test_server_kill_and_restart_keep_data() -> None:
@@ -207,15 +207,15 @@ def test_bad_flag_fails_with_stderr_and_leaves_nothing() -> None:
     assert server.members == []
 
 
-def test_etcdctl_is_an_independent_oracle(etcd: EtcdServer) -> None:
+def test_etcdctl_is_an_independent_oracle(etcd_server: EtcdServer) -> None:
     key = _unique("etcdctl").decode() + "k"
-    etcd.etcdctl("put", key, "from-etcdctl")
-    value = Oracle(etcd.endpoint).get(key.encode())
+    etcd_server.etcdctl("put", key, "from-etcdctl")
+    value = Oracle(etcd_server.endpoint).get(key.encode())
     assert value is not None
     assert value[0] == b"from-etcdctl"
-    assert etcd.etcdctl("get", key, "--print-value-only").strip() == "from-etcdctl"
+    assert etcd_server.etcdctl("get", key, "--print-value-only").strip() == "from-etcdctl"
     with pytest.raises(EtcdProcessError, match="exited with"):
-        etcd.etcdctl("no-such-command")
+        etcd_server.etcdctl("no-such-command")
 
 
 # -- EtcdCluster -----------------------------------------------------------------------------------
@@ -327,8 +327,8 @@ def test_prefix_range_end(prefix: bytes, end: bytes) -> None:
     assert prefix_range_end(prefix) == end
 
 
-def test_oracle_key_values(etcd: EtcdServer) -> None:
-    oracle, prefix = Oracle(etcd.endpoint), _unique("oracle")
+def test_oracle_key_values(etcd_server: EtcdServer) -> None:
+    oracle, prefix = Oracle(etcd_server.endpoint), _unique("oracle")
     first = oracle.put(prefix + b"a", b"1")
     binary = oracle.put(prefix + b"b", b"\x00\xff")
     empty = oracle.put(prefix + b"a", b"")

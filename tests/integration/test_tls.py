@@ -193,10 +193,10 @@ async def test_tls_server_hostname_checks_a_localhost_only_cert(certs: Certs) ->
 
 
 async def test_https_endpoint_on_plaintext_member_fails_fast(
-    certs: Certs, etcd: EtcdServer
+    certs: Certs, etcd_server: EtcdServer
 ) -> None:
-    assert etcd.endpoint.startswith("http://")
-    endpoint = etcd.endpoint.replace("http://", "https://", 1)
+    assert etcd_server.endpoint.startswith("http://")
+    endpoint = etcd_server.endpoint.replace("http://", "https://", 1)
     context = etcdanyio.tls_context(ca_file=certs.ca_file)
     start = anyio.current_time()
     with anyio.fail_after(3):
