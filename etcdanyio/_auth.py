@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
-import enum
 from typing import TYPE_CHECKING, TypeVar
 
+from ._grpc._status import NamedIntEnum
 from ._pb import authpb
 from ._pb import etcdserverpb as pb
 from ._requests import key_range
@@ -35,7 +35,7 @@ REAUTHENTICATE = frozenset(
 )
 
 
-class Permission(enum.IntEnum):
+class Permission(NamedIntEnum):
     """What a role may do with a key range."""
 
     READ = 0

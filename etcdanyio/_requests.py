@@ -8,9 +8,9 @@ what was got. The namespace prefix is applied here too.
 
 from __future__ import annotations
 
-import enum
 from typing import TYPE_CHECKING, Any
 
+from ._grpc._status import NamedIntEnum
 from ._keys import prefix_range_end, to_bytes, to_key
 from ._pb import etcdserverpb as pb
 
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 __all__ = ["SortOrder", "SortTarget"]
 
 
-class SortOrder(enum.IntEnum):
+class SortOrder(NamedIntEnum):
     """Order of a range's results (``sort_order=``)."""
 
     NONE = 0
@@ -28,7 +28,7 @@ class SortOrder(enum.IntEnum):
     DESCEND = 2
 
 
-class SortTarget(enum.IntEnum):
+class SortTarget(NamedIntEnum):
     """What a range is sorted by (``sort_target=``)."""
 
     KEY = 0

@@ -6,8 +6,9 @@ Result types. etcd's protobuf messages are converted into these in one place
 from __future__ import annotations
 
 import dataclasses
-import enum
 from typing import TYPE_CHECKING, Any
+
+from ._grpc._status import NamedIntEnum
 
 if TYPE_CHECKING:
     from ._pb import etcdserverpb, mvccpb
@@ -301,7 +302,7 @@ class StatusResult:
         )
 
 
-class AlarmType(enum.IntEnum):
+class AlarmType(NamedIntEnum):
     """The kind of an alarm (etcd's ``AlarmType``)."""
 
     #: no alarm; in a request: any kind

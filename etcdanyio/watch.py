@@ -16,8 +16,9 @@ is delivered, in revision order, each exactly once, even across reconnects.
 from __future__ import annotations
 
 import dataclasses
-import enum
 from typing import TYPE_CHECKING
+
+from ._grpc._status import NamedIntEnum
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -28,14 +29,14 @@ if TYPE_CHECKING:
 __all__ = ["Event", "EventType", "Filter", "Watch", "WatchBatch"]
 
 
-class EventType(enum.IntEnum):
+class EventType(NamedIntEnum):
     """What happened to a key."""
 
     PUT = 0
     DELETE = 1
 
 
-class Filter(enum.IntEnum):
+class Filter(NamedIntEnum):
     """Events the server should not send (``filters=``)."""
 
     NO_PUT = 0

@@ -570,7 +570,7 @@ class H2Peer:
         status: int | None, message: str | None, extra: Iterable[tuple[str, str]] = ()
     ) -> list[tuple[str, str]]:
         """``grpc-status`` and ``grpc-message`` (each left out when ``None``), then ``extra``."""
-        headers = [] if status is None else [("grpc-status", str(status))]
+        headers = [] if status is None else [("grpc-status", str(int(status)))]
         if message is not None:
             headers.append(("grpc-message", message))
         headers.extend(extra)

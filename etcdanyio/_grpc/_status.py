@@ -5,7 +5,24 @@ from __future__ import annotations
 import enum
 
 
-class Status(enum.IntEnum):
+class NamedIntEnum(enum.IntEnum):
+    """
+    An :class:`enum.IntEnum` whose ``str()`` and plain ``format()`` give the member's name
+    (``PUT``) on every Python: 3.11 changed them to the number for ``IntEnum``, so that
+    ``print(event.type)`` printed ``0`` there and ``EventType.PUT`` on 3.10. The member still
+    compares equal to its number, and a numeric format spec (``f"{event.type:d}"``) gives it.
+    """
+
+    def __str__(self) -> str:
+        return self.name
+
+    def __format__(self, format_spec: str) -> str:
+        if format_spec:
+            return int.__format__(int(self), format_spec)
+        return self.name
+
+
+class Status(NamedIntEnum):
     OK = 0
     CANCELLED = 1
     UNKNOWN = 2
