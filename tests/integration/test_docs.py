@@ -1,0 +1,191 @@
+"""
+The documentation: every code block of README.md and of the guides under docs/ runs, and the
+Sphinx site builds with warnings as errors.
+
+A ``python`` block is one of two kinds:
+
+- a program (it calls ``anyio.run(``): run as ``python -c`` with ``$ETCD_ENDPOINTS`` naming
+  this module's etcd, under each backend it names (``sys.argv[1]`` or ``backend="..."``);
+- a fragment: run with top-level ``await`` under the test's backend (asyncio and trio), where
+  ``client`` is the plugin's ``etcd_client`` (a namespace of its own per test) and
+  ``etcd_endpoints`` this module's etcd. The fragments of one page share one namespace, in
+  order, like a reader's session.
+
+A ``sh`` block is not run (it installs or starts things), but every ``python PATH`` in it must
+name a file of this repository. The line ``<!-- snippet: skip REASON -->`` right before a block
+skips it; the reason is required. Every fragment is bounded by ``FRAGMENT_TIMEOUT``.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import pytest
+
+import etcdanyio
+from etcdanyio.testing import EtcdServer
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from etcdanyio import Client
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCS = ROOT / "docs"
+PAGES = [ROOT / "README.md", *sorted(DOCS.glob("*.md"))]
+FRAGMENT_TIMEOUT = 30.0
+_FENCE = re.compile(r"^```(\S*)\s*$")
+_SKIP = re.compile(r"^<!-- snippet: skip (?P<reason>\S.*?) -->$")
+
+
+@dataclasses.dataclass
+class Block:
+    page: Path
+    line: int  # 1-based line of the opening fence
+    language: str
+    code: str
+    skip: str | None  # the reason, if skipped
+
+    @property
+    def where(self) -> str:
+        return f"{self.page.relative_to(ROOT)}:{self.line}"
+
+    @property
+    def is_program(self) -> bool:
+        return "anyio.run(" in self.code
+
+
+def blocks(page: Path) -> list[Block]:
+    """The fenced code blocks of a Markdown page, with the skip marker before each."""
+    found: list[Block] = []
+    lines = page.read_text(encoding="utf-8").splitlines()
+    i = 0
+    while i < len(lines):
+        opening = _FENCE.match(lines[i])
+        if opening is None:
+            i += 1
+            continue
+        language, start = opening.group(1), i
+        i += 1
+        body: list[str] = []
+        while i < len(lines) and lines[i] != "```":
+            body.append(lines[i])
+            i += 1
+        previous = lines[start - 1].strip() if start else ""
+        skip = _SKIP.match(previous)
+        assert skip or not previous.startswith("<!-- snippet"), f"bad marker at {page}:{start}"
+        code = "\n".join(body) + "\n"
+        found.append(Block(page, start + 1, language, code, skip and skip.group("reason")))
+        i += 1
+    return found
+
+
+ALL_BLOCKS = [block for page in PAGES for block in blocks(page)]
+PROGRAMS = [b for b in ALL_BLOCKS if b.language == "python" and b.is_program and not b.skip]
+FRAGMENT_PAGES = sorted(
+    {b.page for b in ALL_BLOCKS if b.language == "python" and not b.is_program and not b.skip}
+)
+
+
+@pytest.fixture(scope="module")
+def etcd_endpoints() -> Iterator[list[str]]:
+    """
+    A member of this module's own (overriding the plugin's fixture, so ``etcd_client`` uses it
+    too): the guides compact, enable auth and so on, never on the session's member.
+    """
+    with EtcdServer() as server:
+        yield server.endpoints
+
+
+def test_every_block_has_a_known_language() -> None:
+    unknown = [
+        b.where for b in ALL_BLOCKS if b.language not in ("python", "sh", "text", "{toctree}")
+    ]
+    assert unknown == [], "blocks without a known language (python, sh or text)"
+    unparsable = []
+    for block in ALL_BLOCKS:
+        if block.language == "python":
+            try:
+                compile(block.code, block.where, "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+            except SyntaxError as exc:
+                unparsable.append(f"{block.where}: {exc}")
+    assert unparsable == []
+
+
+def test_shell_blocks_name_files_that_exist() -> None:
+    missing = []
+    for block in ALL_BLOCKS:
+        if block.language == "sh":
+            for path in re.findall(r"\bpython3? (?!-)(\S+\.py)\b", block.code):
+                if not (ROOT / path).is_file():
+                    missing.append(f"{block.where}: {path}")
+    assert missing == []
+
+
+@pytest.mark.parametrize("block", PROGRAMS, ids=[b.where for b in PROGRAMS])
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_program_runs(block: Block, backend: str, etcd_endpoints: list[str]) -> None:
+    code = block.code
+    if "sys.argv" not in code:  # a fixed backend: run it under that one only
+        named = re.search(r'backend="(\w+)"', code)
+        if named is not None and named.group(1) != backend:
+            pytest.skip(f"the block runs under {named.group(1)}")
+    result = subprocess.run(
+        [sys.executable, "-c", code, backend],
+        env={**os.environ, "ETCD_ENDPOINTS": ",".join(etcd_endpoints), "PYTHONPATH": str(ROOT)},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, f"{block.where}\n{result.stdout}\n{result.stderr}"
+
+
+@pytest.mark.parametrize(
+    "page", FRAGMENT_PAGES, ids=[str(p.relative_to(ROOT)) for p in FRAGMENT_PAGES]
+)
+async def test_fragments_run(page: Path, etcd_client: Client, etcd_endpoints: list[str]) -> None:
+    namespace: dict[str, Any] = {
+        "__name__": "__snippet__",
+        "anyio": anyio,
+        "etcdanyio": etcdanyio,
+        "client": etcd_client,
+        "etcd_endpoints": etcd_endpoints,
+    }
+    for block in blocks(page):
+        if block.language != "python" or block.is_program or block.skip:
+            continue
+        code = compile(block.code, block.where, "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
+        with anyio.fail_after(FRAGMENT_TIMEOUT):
+            result = eval(code, namespace)  # noqa: S307 -- our own documentation
+            if result is not None:
+                await result
+
+
+def test_sphinx_builds_without_warnings(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [
+            sys.executable, "-m", "sphinx", "-W", "--keep-going", "-q", "-b", "html",
+            "-d", str(tmp_path / "doctrees"), str(DOCS), str(tmp_path / "html"),
+        ],
+        cwd=ROOT,
+        env={k: v for k, v in os.environ.items() if k != "ETCDANYIO_DOCS_INTERSPHINX"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    built = {p.stem for p in (tmp_path / "html").glob("*.html")}
+    assert {p.stem for p in DOCS.glob("*.md")} <= built
