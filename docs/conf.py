@@ -51,3 +51,14 @@ if os.environ.get("READTHEDOCS") == "True" or os.environ.get("ETCDANYIO_DOCS_INT
     }
 else:
     intersphinx_mapping = {}
+
+
+def _skip_internal(
+    app: object, what: str, name: str, obj: object, skip: bool, options: object
+) -> bool:
+    # ``from_pb`` converts a protobuf message: public by name, not part of the API.
+    return skip or name == "from_pb"
+
+
+def setup(app: object) -> None:
+    app.connect("autodoc-skip-member", _skip_internal)  # type: ignore[attr-defined]

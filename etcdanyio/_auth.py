@@ -54,7 +54,10 @@ class RolePermission:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class AuthStatus:
+    """What :meth:`Client.auth_status` returns."""
+
     header: ResponseHeader
+    #: whether authentication is on
     enabled: bool
     #: bumps on every change to users, roles or permissions
     auth_revision: int
@@ -147,16 +150,19 @@ class AuthMixin:
         return list(response.roles)
 
     async def user_list(self) -> list[str]:
+        """The names of every user."""
         response = await self._call(
             _AUTH + "UserList", pb.AuthUserListRequest(), pb.AuthUserListResponse, repeatable=True
         )
         return list(response.users)
 
     async def user_delete(self, name: str) -> None:
+        """Delete a user (its tokens stop working at once)."""
         request = pb.AuthUserDeleteRequest(name=_name(name, "user name"))
         await self._call(_AUTH + "UserDelete", request, pb.AuthUserDeleteResponse, repeatable=False)
 
     async def user_change_password(self, name: str, password: str) -> None:
+        """Set a user's password (a client logged in as it authenticates again when it must)."""
         if not isinstance(password, str):
             raise TypeError(f"password must be a str, got {type(password).__name__}")
         request = pb.AuthUserChangePasswordRequest(name=_name(name, "user name"), password=password)
@@ -168,6 +174,7 @@ class AuthMixin:
         )
 
     async def user_grant_role(self, user: str, role: str) -> None:
+        """Give ``user`` the permissions of ``role``."""
         request = pb.AuthUserGrantRoleRequest(
             user=_name(user, "user name"), role=_name(role, "role name")
         )
@@ -176,6 +183,7 @@ class AuthMixin:
         )
 
     async def user_revoke_role(self, user: str, role: str) -> None:
+        """Take ``role`` from ``user``."""
         request = pb.AuthUserRevokeRoleRequest(
             name=_name(user, "user name"), role=_name(role, "role name")
         )
@@ -184,6 +192,7 @@ class AuthMixin:
         )
 
     async def role_add(self, name: str) -> None:
+        """Add a role without permissions (grant them with :meth:`role_grant_permission`)."""
         request = pb.AuthRoleAddRequest(name=_name(name, "role name"))
         await self._call(_AUTH + "RoleAdd", request, pb.AuthRoleAddResponse, repeatable=False)
 
@@ -204,12 +213,14 @@ class AuthMixin:
         ]
 
     async def role_list(self) -> list[str]:
+        """The names of every role."""
         response = await self._call(
             _AUTH + "RoleList", pb.AuthRoleListRequest(), pb.AuthRoleListResponse, repeatable=True
         )
         return list(response.roles)
 
     async def role_delete(self, name: str) -> None:
+        """Delete a role; the users that had it lose its permissions."""
         request = pb.AuthRoleDeleteRequest(role=_name(name, "role name"))
         await self._call(_AUTH + "RoleDelete", request, pb.AuthRoleDeleteResponse, repeatable=False)
 

@@ -40,6 +40,8 @@ REVOKE_TIMEOUT = 2.0
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class LeaseGrantResult:
+    """What :meth:`Client.lease_grant` returns: the new lease's ID and granted TTL."""
+
     header: ResponseHeader
     #: the lease ID
     id: int
@@ -49,7 +51,10 @@ class LeaseGrantResult:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class LeaseTimeToLiveResult:
+    """What :meth:`Client.lease_time_to_live` returns: a lease's remaining and granted TTL."""
+
     header: ResponseHeader
+    #: the lease ID
     id: int
     #: seconds left; -1 if the lease does not exist (expired or revoked)
     ttl: int
@@ -99,6 +104,7 @@ class Lease(anyio.AsyncContextManagerMixin):
         self._registration.add(scope)
 
     def remove_dependent(self, scope: anyio.CancelScope) -> None:
+        """Stop cancelling ``scope`` when the lease is lost (undoes :meth:`add_dependent`)."""
         if self._registration is not None:
             self._registration.discard(scope)
 

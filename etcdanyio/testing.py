@@ -731,19 +731,25 @@ class EtcdServer(EtcdCluster):
         return self.members[0]
 
     def kill(self, index: int = 0) -> None:
+        """Kill the member (``SIGCONT``, then ``SIGKILL``) and wait for its exit."""
         super().kill(index)
 
     def stop(self, index: int = 0) -> None:
+        """Stop the member with ``SIGTERM`` (``SIGKILL`` after 5 s) and wait for its exit."""
         super().stop(index)
 
     def pause(self, index: int = 0) -> None:
+        """Freeze the member with ``SIGSTOP``: it keeps its sockets but answers nothing."""
         super().pause(index)
 
     def resume(self, index: int = 0) -> None:
+        """Continue a paused member with ``SIGCONT``."""
         super().resume(index)
 
     def restart(self, index: int = 0, *, timeout: float | None = None) -> None:
+        """Start the member again (stopping it first if it runs), with its data and ports."""
         super().restart(index, timeout=timeout)
 
     async def arestart(self, index: int = 0, *, timeout: float | None = None) -> None:
+        """Async twin of :meth:`restart`, run in a worker thread."""
         await super().arestart(index, timeout=timeout)

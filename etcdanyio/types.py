@@ -76,6 +76,8 @@ class KeyValue:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class PutResult:
+    """What :meth:`Client.put` (and a transaction's put) returns."""
+
     header: ResponseHeader
     #: the key before this put, if ``prev_kv=True`` was asked and it existed
     prev_kv: KeyValue | None
@@ -88,6 +90,8 @@ class PutResult:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class RangeResult:
+    """What the range reads (:meth:`Client.get_prefix`, :meth:`Client.get_range`...) return."""
+
     header: ResponseHeader
     #: the keys, in the requested order
     kvs: list[KeyValue]
@@ -108,6 +112,8 @@ class RangeResult:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class DeleteResult:
+    """What :meth:`Client.delete` and the range deletes return."""
+
     header: ResponseHeader
     #: how many keys were deleted
     deleted: int
@@ -189,6 +195,8 @@ def _make_delete(header: ResponseHeader, deleted: int, prev_kvs: list[KeyValue])
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class TxnResult:
+    """What :meth:`Client.txn` (and a nested transaction) returns."""
+
     header: ResponseHeader
     #: ``True`` if every compare held and ``success`` ran; ``False`` if ``failure`` ran
     succeeded: bool
@@ -212,6 +220,8 @@ class TxnResult:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class CompactResult:
+    """What :meth:`Client.compact` returns: the header of the compaction's answer."""
+
     header: ResponseHeader
 
 
@@ -240,6 +250,8 @@ class Member:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class MemberAddResult:
+    """What :meth:`Client.member_add` returns."""
+
     header: ResponseHeader
     #: the member just added (no name and no client URLs until it starts)
     member: Member

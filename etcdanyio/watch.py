@@ -72,6 +72,7 @@ class WatchBatch:
 
     @property
     def is_progress(self) -> bool:
+        """Whether this is a progress notification (a batch without events)."""
         return not self.events
 
 

@@ -23,6 +23,8 @@ class NamedIntEnum(enum.IntEnum):
 
 
 class Status(NamedIntEnum):
+    """The gRPC status codes (``RpcError.status``)."""
+
     OK = 0
     CANCELLED = 1
     UNKNOWN = 2

@@ -11,9 +11,12 @@ A ``python`` block is one of two kinds:
   ``etcd_endpoints`` this module's etcd. The fragments of one page share one namespace, in
   order, like a reader's session.
 
-A ``sh`` block is not run (it installs or starts things), but every ``python PATH`` in it must
-name a file of this repository. The line ``<!-- snippet: skip REASON -->`` right before a block
-skips it; the reason is required. Every fragment is bounded by ``FRAGMENT_TIMEOUT``.
+A block after the line ``<!-- snippet: test-module -->`` is a pytest module: an inner pytest
+runs it (with the plugin, ``--etcd-endpoints`` naming this module's etcd) and all its tests
+must pass. A ``sh`` block is not run (it installs or starts things), but every
+``python PATH`` in it must name a file of this repository; ``text`` and ``toml`` blocks are
+data. The line ``<!-- snippet: skip REASON -->`` right before a block skips it; the reason is
+required. Every fragment is bounded by ``FRAGMENT_TIMEOUT``.
 """
 
 from __future__ import annotations
@@ -45,7 +48,7 @@ DOCS = ROOT / "docs"
 PAGES = [ROOT / "README.md", *sorted(DOCS.glob("*.md"))]
 FRAGMENT_TIMEOUT = 30.0
 _FENCE = re.compile(r"^```(\S*)\s*$")
-_SKIP = re.compile(r"^<!-- snippet: skip (?P<reason>\S.*?) -->$")
+_MARKER = re.compile(r"^<!-- snippet: (?:skip (?P<reason>\S.*?)|(?P<module>test-module)) -->$")
 
 
 @dataclasses.dataclass
@@ -55,6 +58,7 @@ class Block:
     language: str
     code: str
     skip: str | None  # the reason, if skipped
+    test_module: bool = False  # a pytest module, run by an inner pytest
 
     @property
     def where(self) -> str:
@@ -82,19 +86,25 @@ def blocks(page: Path) -> list[Block]:
             body.append(lines[i])
             i += 1
         previous = lines[start - 1].strip() if start else ""
-        skip = _SKIP.match(previous)
-        assert skip or not previous.startswith("<!-- snippet"), f"bad marker at {page}:{start}"
+        marker = _MARKER.match(previous)
+        assert marker or not previous.startswith("<!-- snippet"), f"bad marker at {page}:{start}"
         code = "\n".join(body) + "\n"
-        found.append(Block(page, start + 1, language, code, skip and skip.group("reason")))
+        skip = marker and marker.group("reason")
+        module = bool(marker and marker.group("module"))
+        found.append(Block(page, start + 1, language, code, skip, module))
         i += 1
     return found
 
 
 ALL_BLOCKS = [block for page in PAGES for block in blocks(page)]
-PROGRAMS = [b for b in ALL_BLOCKS if b.language == "python" and b.is_program and not b.skip]
-FRAGMENT_PAGES = sorted(
-    {b.page for b in ALL_BLOCKS if b.language == "python" and not b.is_program and not b.skip}
-)
+PYTHON = [b for b in ALL_BLOCKS if b.language == "python" and not b.skip]
+PROGRAMS = [b for b in PYTHON if b.is_program and not b.test_module]
+TEST_MODULES = [b for b in PYTHON if b.test_module]
+FRAGMENT_PAGES = sorted({b.page for b in PYTHON if not b.is_program and not b.test_module})
+
+
+def _is_fragment(block: Block) -> bool:
+    return block.language == "python" and not (block.skip or block.is_program or block.test_module)
 
 
 @pytest.fixture(scope="module")
@@ -165,13 +175,36 @@ async def test_fragments_run(page: Path, etcd_client: Client, etcd_endpoints: li
         "etcd_endpoints": etcd_endpoints,
     }
     for block in blocks(page):
-        if block.language != "python" or block.is_program or block.skip:
+        if not _is_fragment(block):
             continue
         code = compile(block.code, block.where, "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
         with anyio.fail_after(FRAGMENT_TIMEOUT):
             result = eval(code, namespace)  # our own documentation
             if result is not None:
                 await result
+
+
+@pytest.mark.parametrize("block", TEST_MODULES, ids=[b.where for b in TEST_MODULES])
+def test_test_module_passes(block: Block, etcd_endpoints: list[str], tmp_path: Path) -> None:
+    (tmp_path / "test_from_the_guide.py").write_text(block.code)
+    result = subprocess.run(
+        [
+            sys.executable, "-m", "pytest", "-p", "anyio", "-p", "no:cacheprovider", "-q",
+            f"--etcd-endpoints={','.join(etcd_endpoints)}", "-W", "error",
+        ],
+        cwd=tmp_path,
+        env={
+            **{k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "ETCDANYIO"))},
+            "PYTHONPATH": str(ROOT),
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, f"{block.where}\n{result.stdout}\n{result.stderr}"
+    assert " passed" in result.stdout, result.stdout
+    assert "skipped" not in result.stdout, result.stdout
 
 
 def test_sphinx_builds_without_warnings(tmp_path: Path) -> None:
