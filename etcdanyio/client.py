@@ -113,6 +113,14 @@ class Client(
         self._token_metadata = b""
         self._auth_lock = anyio.Lock()
 
+    def __repr__(self) -> str:
+        parts = [f"endpoints={self.endpoints!r}"]
+        if self._ns:
+            parts.append(f"namespace={self._ns.prefix!r}")
+        if self._credentials is not None:
+            parts.append(f"user={self._credentials.name!r}")  # never the password
+        return f"Client({', '.join(parts)})"
+
     @property
     def namespace(self) -> bytes:
         """The prefix added to every key sent and stripped from every key returned."""

@@ -71,6 +71,12 @@ class Leadership:
         self.lease = lease
         self._resigned = False
 
+    def __repr__(self) -> str:
+        return (
+            f"Leadership(key={self.key!r}, revision={self.revision}, value={self.value!r}, "
+            f"resigned={self._resigned})"
+        )
+
     def is_leader(self) -> txn.Compare:
         """A compare that holds while this campaign leads: guard writes with it."""
         return txn.create_revision(self.key) == self.revision
@@ -125,6 +131,9 @@ class Election:
         self._client = client
         self.name = raw
         self.prefix = raw + b"/"
+
+    def __repr__(self) -> str:
+        return f"Election(name={self.name!r})"
 
     async def leader(self) -> KeyValue | None:
         """The current leader's key and value, or ``None`` when nobody leads."""

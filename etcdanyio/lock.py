@@ -166,6 +166,11 @@ class Lock(anyio.AsyncContextManagerMixin):
         self.revision = 0
         self.lease: Lease | None = None
 
+    def __repr__(self) -> str:
+        if not self._held:
+            return f"Lock(name={self.name!r}, held=False)"
+        return f"Lock(name={self.name!r}, key={self.key!r}, revision={self.revision}, held=True)"
+
     def is_owner(self) -> txn.Compare:
         """A compare that holds while this lock is held: guard writes with it."""
         if not self.key:

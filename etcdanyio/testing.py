@@ -440,6 +440,14 @@ class EtcdCluster:
         #: the members, by index; empty before start and after close
         self.members: list[EtcdMember] = []
 
+    def __repr__(self) -> str:
+        if not self.members:
+            return f"{type(self).__name__}(size={self._size}, not started)"
+        running = sum(member.running for member in self.members)
+        return (
+            f"{type(self).__name__}(endpoints={self.endpoints!r}, running={running}/{self._size})"
+        )
+
     @property
     def endpoints(self) -> list[str]:
         """The client URLs of all members, running or not."""

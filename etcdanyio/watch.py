@@ -91,6 +91,14 @@ class Watch:
         self._pending: list[Event] = []
         self._index = 0
 
+    def __repr__(self) -> str:
+        watcher = self._watcher
+        state = "failed" if watcher.error is not None else "closed" if watcher.closed else "active"
+        return (
+            f"Watch(key={watcher.key!r}, range_end={watcher.range_end!r}, "
+            f"revision={self.revision}, {state})"
+        )
+
     @property
     def revision(self) -> int:
         """Every change up to this revision has been received (delivered or buffered)."""
