@@ -6,8 +6,8 @@ import dataclasses
 from typing import TYPE_CHECKING, TypeVar
 
 from ._grpc._status import NamedIntEnum
-from ._pb import authpb
-from ._pb import etcdserverpb as pb
+from ._lazy import authpb  # imported on first use
+from ._lazy import etcdserverpb as pb  # imported on first use
 from ._requests import key_range
 from .types import ResponseHeader
 

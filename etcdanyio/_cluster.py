@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import urlsplit
 
-from ._pb import etcdserverpb as pb
+from ._lazy import etcdserverpb as pb  # imported on first use
 from .types import Member, MemberAddResult
 
 if TYPE_CHECKING:

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from . import _codec
 from . import txn as _txn
 from ._keys import Namespace, to_bytes, to_key
+from ._lazy import etcdserverpb as pb  # imported on first use
 from ._pager import RangePager
-from ._pb import etcdserverpb as pb
 from ._requests import check_int, key_range, put_fields, range_fields
 from .txn import check_txn, encode_txn
 from .types import (

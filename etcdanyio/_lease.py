@@ -9,7 +9,7 @@ import anyio
 
 from ._grpc import GrpcError, Status, TransportError
 from ._keepalive import KeepAliveStream
-from ._pb import etcdserverpb as pb
+from ._lazy import etcdserverpb as pb  # imported on first use
 from ._requests import check_int, lease_id
 from .errors import LeaseNotFoundError, translate
 from .lease import Lease, LeaseGrantResult, LeaseTimeToLiveResult

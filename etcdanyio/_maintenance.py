@@ -20,7 +20,7 @@ import anyio
 
 from ._cluster import check_member_id
 from ._grpc import GrpcError, TransportError
-from ._pb import etcdserverpb as pb
+from ._lazy import etcdserverpb as pb  # imported on first use
 from ._requests import check_int
 from .errors import EtcdError, PermissionDeniedError, SnapshotError, translate
 from .types import Alarm, AlarmType, HashKVResult, HealthResult, StatusResult
@@ -51,11 +51,8 @@ _RANGE = "/etcdserverpb.KV/Range"
 SHA256_SIZE = 32
 _WRITE_BUFFER = 1 << 20  # bytes gathered before one write to a file (one worker-thread hop)
 
-_DOWNGRADE_ACTIONS = {
-    "validate": pb.DowngradeRequestDowngradeAction.VALIDATE,
-    "enable": pb.DowngradeRequestDowngradeAction.ENABLE,
-    "cancel": pb.DowngradeRequestDowngradeAction.CANCEL,
-}
+#: the downgrade actions, by the name ``downgrade()`` takes (the names of etcd's enum, lower case)
+_DOWNGRADE_ACTIONS = ("validate", "enable", "cancel")
 
 
 class SupportsWrite(Protocol):
@@ -382,7 +379,9 @@ class MaintenanceMixin:
         _check_version(version)
         if name != "cancel" and not version:
             raise ValueError(f"downgrade action {name!r} needs a target version, e.g. '3.4.0'")
-        request = pb.DowngradeRequest(action=_DOWNGRADE_ACTIONS[name], version=version)
+        request = pb.DowngradeRequest(
+            action=pb.DowngradeRequestDowngradeAction[name.upper()], version=version
+        )
         response = await self._call(_DOWNGRADE, request, pb.DowngradeResponse, repeatable=False)
         return response.version
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._grpc._status import NamedIntEnum
 from ._keys import prefix_range_end, to_bytes, to_key
-from ._pb import etcdserverpb as pb
+from ._lazy import etcdserverpb as pb  # imported on first use
 
 if TYPE_CHECKING:
     from ._keys import Namespace

@@ -35,7 +35,7 @@ import anyio
 from ._auth import REAUTHENTICATE
 from ._codec import WatchResponse, decode_watch_response
 from ._grpc import GrpcError, Status, TransportError
-from ._pb import etcdserverpb as pb
+from ._lazy import etcdserverpb as pb  # imported on first use
 from ._requests import check_int, key_range
 from ._streams import pump
 from .errors import EtcdError, WatchCompactedError, rpc_error, translate
@@ -54,7 +54,12 @@ if TYPE_CHECKING:
 logger = logging.getLogger("etcdanyio.watch")
 
 WATCH_PATH = "/etcdserverpb.Watch/Watch"
-_PROGRESS_REQUEST = bytes(pb.WatchRequest(progress_request=pb.WatchProgressRequest()))
+
+
+@functools.cache
+def _progress_request() -> bytes:
+    """The encoded progress request (built on first use: importing the messages is costly)."""
+    return bytes(pb.WatchRequest(progress_request=pb.WatchProgressRequest()))
 
 
 class Watcher:
@@ -130,7 +135,7 @@ class Watcher:
             await waiter.wait()
 
     async def request_progress(self) -> None:
-        self.stream.send(_PROGRESS_REQUEST)
+        self.stream.send(_progress_request())
 
     # ---------------------------------------------------------- stream side
 

@@ -21,9 +21,9 @@ from ._grpc._headers import encode_metadata
 from ._http import HttpMixin
 from ._keys import Namespace, to_bytes
 from ._kv import KVMixin
+from ._lazy import etcdserverpb as pb  # imported on first use
 from ._lease import LeaseMixin
 from ._maintenance import MaintenanceMixin
-from ._pb import etcdserverpb as pb
 from ._watch_stream import WatchMixin, WatchStream
 from .election import ElectionMixin
 from .errors import EtcdError, translate, unsupported

@@ -24,7 +24,7 @@ import anyio
 
 from . import txn
 from ._keys import to_bytes, to_key
-from ._pb import v3lockpb
+from ._lazy import v3lockpb  # imported on first use
 from ._requests import SortOrder, SortTarget, lease_id
 from .errors import EtcdError, LeaseExpiredError
 from .lease import Lease

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 from . import _codec
 from ._keys import Namespace, to_bytes, to_key
-from ._pb import etcdserverpb as pb
+from ._lazy import etcdserverpb as pb  # imported on first use
 from ._requests import (
     check_int,
     delete_request,

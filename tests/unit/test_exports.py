@@ -68,3 +68,47 @@ def test_grpc_layer_knows_nothing_above_it() -> None:
 def test_testing_module_is_independent_of_the_client() -> None:
     imported = _imports(PACKAGE / "testing.py")
     assert not any(m.startswith((".", "etcdanyio")) for m in imported)
+
+
+def test_lazy_api_exports_exactly_all() -> None:
+    from etcdanyio import _api
+
+    # (pytest adds "@py_builtins" to the modules of a plugin's distribution: it rewrites them)
+    exported = {name for name in vars(_api) if not name.startswith(("_", "@"))}
+    assert exported == set(etcdanyio.__all__)
+    assert sorted(etcdanyio.__all__) == etcdanyio.__all__
+
+
+def _modules_after(code: str) -> set[str]:
+    out = subprocess.run(
+        [sys.executable, "-c", f"import sys\n{code}\nprint(' '.join(sys.modules))"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+        cwd=PACKAGE.parent,
+    ).stdout
+    return set(out.split())
+
+
+def test_import_loads_the_api_only_when_used() -> None:
+    bare = _modules_after("import etcdanyio, etcdanyio.testing")
+    assert "etcdanyio.client" not in bare
+    assert "asyncio" not in bare
+    used = _modules_after("import etcdanyio\netcdanyio.open_etcd")
+    assert "etcdanyio.client" in used
+    # The generated messages wait for the first call that needs them.
+    assert not {"betterproto2", "etcdanyio._pb.etcdserverpb", "importlib.metadata"} & used
+
+
+def test_names_read_before_the_api_loads_are_the_public_objects() -> None:
+    code = (
+        "from etcdanyio.errors import CompactedError\n"
+        "import etcdanyio\n"
+        "assert etcdanyio.CompactedError is CompactedError\n"
+        "assert CompactedError.__module__ == 'etcdanyio'\n"
+        "assert etcdanyio.txn.put is __import__('etcdanyio.txn').txn.put\n"
+        "assert 'open_etcd' in dir(etcdanyio)\n"
+        "try:\n    etcdanyio.no_such_name\nexcept AttributeError: pass\nelse: raise SystemExit(1)"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60, cwd=PACKAGE.parent)
