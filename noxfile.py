@@ -38,6 +38,7 @@ SMOKE = [
 
 nox.options.sessions = ["smoke"]
 nox.options.error_on_missing_interpreters = False
+nox.options.download_python = "never"  # a missing version is skipped, never downloaded
 nox.options.reuse_venv = "yes"
 
 
