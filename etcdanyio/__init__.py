@@ -35,6 +35,7 @@ from .errors import NoSpaceError as NoSpaceError
 from .errors import PermissionDeniedError as PermissionDeniedError
 from .errors import ProtocolViolationError as ProtocolViolationError
 from .errors import RequestTooLargeError as RequestTooLargeError
+from .errors import ResponseTooLargeError as ResponseTooLargeError
 from .errors import RpcError as RpcError
 from .errors import SnapshotError as SnapshotError
 from .errors import TooManyRequestsError as TooManyRequestsError
@@ -114,6 +115,7 @@ __all__ = [
     "RangeResult",
     "RequestTooLargeError",
     "ResponseHeader",
+    "ResponseTooLargeError",
     "RolePermission",
     "RpcError",
     "SnapshotError",

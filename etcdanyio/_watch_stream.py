@@ -558,8 +558,7 @@ class WatchMixin:
         start, range_end = key_range(key, end, prefix=prefix)
         if start_revision is not None:
             check_int(start_revision, "start_revision", minimum=1)
-        if isinstance(max_buffered, bool) or max_buffered < 1:
-            raise ValueError(f"max_buffered must be a positive int, got {max_buffered!r}")
+        check_int(max_buffered, "max_buffered", minimum=1)
         watcher = Watcher(
             self._watches(),
             key=self._ns.key(start),
