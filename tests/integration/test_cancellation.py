@@ -11,6 +11,7 @@ is polled with a deadline: clean-ups whose write had no answer finish in the bac
 from __future__ import annotations
 
 import math
+import os
 import random
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +31,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 #: tasks per burst, as in the issue's reproducers
 WIDTH = 32
+#: scales every test's number of bursts (``ETCDANYIO_STRESS=10`` for a long stress run)
+STRESS = float(os.environ.get("ETCDANYIO_STRESS", "1"))
 #: how long background clean-ups may take to finish (their settle window, with a margin)
 SETTLED = 20.0
 
@@ -66,7 +69,7 @@ async def bursts(
             tg.start_soon(one, -1 - i, math.inf)
     span = max(1.2 * (anyio.current_time() - start), 0.004)
     rng = random.Random()
-    for r in range(rounds):
+    for r in range(max(1, round(rounds * STRESS))):
         async with anyio.create_task_group() as tg:
             for i in range(WIDTH):
                 tg.start_soon(one, r * WIDTH + i, rng.uniform(low, span))
@@ -100,7 +103,7 @@ async def test_cancelled_session_locks_leave_no_key(
 ) -> None:
     """Item 1: the clean-up of a cancelled enqueue never reaches etcd before the enqueue."""
     acquired = 0
-    with anyio.fail_after(240):
+    with anyio.fail_after(240 * STRESS):
         async with client.session(ttl=60) as session:
 
             async def one(i: int, deadline: float) -> None:
@@ -124,7 +127,7 @@ async def test_cancelled_session_campaigns_leave_no_key(
     client: etcdanyio.Client, oracle: Oracle
 ) -> None:
     """Item 1, for elections: a cancelled campaign on a session leaves no candidate key."""
-    with anyio.fail_after(240):
+    with anyio.fail_after(240 * STRESS):
         async with client.session(ttl=60) as session:
 
             async def one(i: int, deadline: float) -> None:
@@ -148,7 +151,7 @@ async def test_cancelled_leases_leave_no_lease(client: etcdanyio.Client, oracle:
             async with client.lease(600):
                 entered += 1
 
-    with anyio.fail_after(240):
+    with anyio.fail_after(240 * STRESS):
         await bursts(40, one)
         await no_leases(oracle)
     assert entered > 0
@@ -164,7 +167,7 @@ async def test_cancelled_locks_with_own_lease_leave_nothing(
             async with client.lock(f"cancel-own/L{i % 8}", ttl=600):
                 await anyio.lowlevel.checkpoint()
 
-    with anyio.fail_after(240):
+    with anyio.fail_after(240 * STRESS):
         await bursts(30, one)
         await no_keys(oracle, "cancel-own/")
         await no_leases(oracle)
@@ -197,7 +200,7 @@ async def test_cleanup_never_replaces_the_outcome(server: EtcdServer, oracle: Or
                 return
             finished += 1
 
-        with anyio.fail_after(240):
+        with anyio.fail_after(240 * STRESS):
             await bursts(40, one)
     with anyio.fail_after(60):
         await no_keys(oracle, "tiny-timeout/")
@@ -225,7 +228,7 @@ async def test_own_deadline_is_raised_as_itself(client: etcdanyio.Client) -> Non
             outcome = f"{type(exc).__name__}: {exc}"
         outcomes[outcome] = outcomes.get(outcome, 0) + 1
 
-    with anyio.fail_after(240):
+    with anyio.fail_after(240 * STRESS):
         for r in range(100):
             async with anyio.create_task_group() as tg:
                 for i in range(16):
