@@ -19,6 +19,7 @@ import anyio
 import pytest
 
 import etcdanyio
+from etcdanyio import txn
 from etcdanyio.testing import EtcdServer
 
 from ._kit.helpers import ask
@@ -235,3 +236,65 @@ async def test_own_deadline_is_raised_as_itself(client: etcdanyio.Client) -> Non
                     tg.start_soon(one, r * 16 + i)
         await client.delete_prefix("own-deadline/")
     assert set(outcomes) <= {"ok", "timeout"}, outcomes
+
+
+async def test_mixed_operations_under_random_cancellation(
+    client: etcdanyio.Client, oracle: Oracle
+) -> None:
+    """
+    Puts, transactions, watches, leases, locks, campaigns and sessions cancelled at random
+    points: every acknowledged write is on the server afterwards, and nothing else is left
+    (no key under a lock or election prefix, no lease).
+    """
+    acknowledged: dict[bytes, bytes] = {}
+    counts: dict[str, int] = {}
+
+    async def one(i: int, deadline: float) -> None:
+        kind = ("put", "txn", "watch", "lease", "lock", "campaign", "session")[abs(i) % 7]
+        key = b"mixed/data/%d" % i
+        with anyio.move_on_after(deadline) as scope:
+            if kind == "put":
+                await client.put(key, b"p%d" % i)
+                acknowledged[key] = b"p%d" % i
+            elif kind == "txn":
+                result = await client.txn(
+                    compare=[txn.create_revision(key) == 0],
+                    success=[txn.put(key, b"t%d" % i)],
+                )
+                assert result.succeeded
+                acknowledged[key] = b"t%d" % i
+            elif kind == "watch":
+                async with client.watch(b"mixed/data/", prefix=True) as events:
+                    await client.put(key, b"w%d" % i)
+                    acknowledged[key] = b"w%d" % i
+                    async for event in events:
+                        if event.kv.key == key:
+                            break
+            elif kind == "lease":
+                async with client.lease(600) as lease:
+                    await client.put(b"mixed/leased/%d" % i, b"l", lease=lease)
+            elif kind == "lock":
+                async with client.lock(f"mixed/lock/{i % 4}", ttl=600):
+                    await anyio.lowlevel.checkpoint()
+            elif kind == "campaign":
+                async with client.election(f"mixed/elect/{i % 4}").campaign(b"c", ttl=600):
+                    await anyio.lowlevel.checkpoint()
+            else:
+                async with (
+                    client.session(ttl=600) as session,
+                    client.lock(f"mixed/slock/{i % 4}", session=session),
+                ):
+                    await anyio.lowlevel.checkpoint()
+        outcome = "cancelled" if scope.cancelled_caught else "done"
+        counts[f"{kind} {outcome}"] = counts.get(f"{kind} {outcome}", 0) + 1
+
+    with anyio.fail_after(240 * STRESS):
+        await bursts(60, one)
+        for prefix in ("mixed/lock/", "mixed/elect/", "mixed/slock/", "mixed/leased/"):
+            await no_keys(oracle, prefix)
+        await no_leases(oracle)
+    present = {kv.key: kv.value for kv in await ask(oracle.range_prefix, b"mixed/data/")}
+    missing = {k: v for k, v in acknowledged.items() if present.get(k) != v}
+    assert not missing, f"acknowledged writes missing: {list(missing)[:5]}"
+    print(f"mixed cancellation stress: {sorted(counts.items())}")  # noqa: T201
+    await client.delete_prefix("mixed/")
