@@ -14,6 +14,7 @@ from ._tls import tls_context as tls_context
 from .client import Client as Client
 from .client import open_etcd as open_etcd
 from .election import Election as Election
+from .election import LeaderKey as LeaderKey
 from .election import Leadership as Leadership
 from .election import LeadershipLostError as LeadershipLostError
 from .election import NotLeaderError as NotLeaderError
@@ -92,6 +93,7 @@ __all__ = [
     "HealthResult",
     "InvalidAuthTokenError",
     "KeyValue",
+    "LeaderKey",
     "Leadership",
     "LeadershipLostError",
     "LearnerNotReadyError",

@@ -153,13 +153,20 @@ class KeyGuards:
         self._entries: dict[bytes, list[Any]] = {}
 
     @asynccontextmanager
-    async def hold(self, key: bytes) -> AsyncIterator[Hold]:
+    async def hold(self, key: bytes, *, wait: bool = True) -> AsyncIterator[Hold]:
+        """Hold ``key``'s guard for the block; ``wait=False``: ``TimeoutError`` if it is held."""
         entry = self._entries.get(key)
         if entry is None:
             entry = self._entries[key] = [anyio.Semaphore(1), 0]
         entry[1] += 1
         try:
-            await entry[0].acquire()
+            if wait:
+                await entry[0].acquire()
+            else:
+                try:
+                    entry[0].acquire_nowait()
+                except anyio.WouldBlock:
+                    raise TimeoutError("held by another task of this client") from None
         except BaseException:
             self._leave(key, entry)
             raise

@@ -10,7 +10,7 @@ import anyio
 from ._grpc import GrpcError, Status, TransportError
 from ._keepalive import KeepAliveStream
 from ._pb import etcdserverpb as pb
-from ._requests import check_int, lease_id
+from ._requests import check_int, check_optional_seconds, lease_id
 from .errors import LeaseNotFoundError, translate
 from .lease import Lease, LeaseGrantResult, LeaseTimeToLiveResult
 from .types import ResponseHeader
@@ -69,21 +69,53 @@ class LeaseMixin:
     ) -> M:
         raise NotImplementedError
 
-    def lease(self, ttl: int, *, id: int = 0) -> Lease:
+    def lease(self, ttl: int, *, id: int = 0, interval: float | None = None) -> Lease:
         """
         A lease for an ``async with`` block: granted on entry, kept alive while
-        the block runs, revoked on exit.
+        the block runs, revoked on exit (or by :meth:`Lease.revoke` from inside).
 
         If the lease is lost meanwhile (expired, revoked elsewhere, or no
         keepalive answered within its TTL), the block is cancelled and
         :class:`~etcdanyio.LeaseExpiredError` is raised from the ``async with``.
 
         :param ttl: seconds; etcd raises a TTL below its minimum silently
-        :param id: ask for this lease ID (0: etcd chooses)
+        :param id: ask for this lease ID (0: a random one, so that a grant whose answer
+            was lost can be found and revoked)
+        :param interval: seconds between keepalives (default: a third of the TTL)
         """
         _check_ttl(ttl)
         check_int(id, "id")
-        return Lease(self, ttl, lease_id=id)
+        return Lease(self, ttl, lease_id=id, interval=_check_interval(interval))
+
+    def keepalive(
+        self, lease_id: Any, *, interval: float | None = None, revoke: bool = False
+    ) -> Lease:
+        """
+        Keep an existing lease alive for an ``async with`` block: one granted elsewhere (by
+        another process, :meth:`lease_grant`, Go's ``Grant``), adopted by its ID (Go's
+        ``KeepAlive(id)``, etcd3-py's ``Lease(ID=..., new=False)``).
+
+        Kept alive on the client's shared keepalive stream like :meth:`lease`; if it is lost,
+        the block is cancelled and :class:`~etcdanyio.LeaseExpiredError` raised. Leaving the
+        block stops the keepalives but does **not** revoke the lease (it expires after its
+        TTL) unless ``revoke=True`` or :meth:`Lease.revoke` was called. The result can be
+        passed as ``session=`` to locks and campaigns.
+
+        :param lease_id: the lease's ID (or a :class:`Lease`)
+        :param interval: seconds between keepalives (default: a third of the TTL)
+        :param revoke: revoke the lease when the block exits
+        :raises LeaseNotFoundError: on entry, if the lease does not exist
+
+        .. versionadded:: 0.1
+        """
+        return Lease(
+            self,
+            1,
+            lease_id=_lease_id(lease_id),
+            adopt=True,
+            revoke=bool(revoke),
+            interval=_check_interval(interval),
+        )
 
     def session(self, ttl: int = 60) -> Lease:
         """
@@ -166,6 +198,10 @@ class LeaseMixin:
                 Status.NOT_FOUND, "etcdserver: requested lease not found", applied=False
             )
         return response.ttl
+
+
+def _check_interval(interval: object) -> float | None:
+    return check_optional_seconds(interval, "interval")
 
 
 def _lease_id(lease: Any) -> int:

@@ -20,6 +20,7 @@ same keys as ``etcdctl elect`` and Go's election, so they interoperate.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
@@ -43,7 +44,14 @@ if TYPE_CHECKING:
     from .lease import Lease
     from .types import KeyValue
 
-__all__ = ["Election", "Leadership", "LeadershipLostError", "NotLeaderError", "Observation"]
+__all__ = [
+    "Election",
+    "LeaderKey",
+    "Leadership",
+    "LeadershipLostError",
+    "NotLeaderError",
+    "Observation",
+]
 
 
 class NotLeaderError(EtcdError):
@@ -57,19 +65,73 @@ class LeadershipLostError(LeaseExpiredError):
     """Raised from a campaign's block when its lease was lost while it led."""
 
 
+@dataclasses.dataclass(frozen=True)
+class LeaderKey:
+    """
+    What identifies a won campaign, to hand to other code (another task, another process, as
+    plain values): :meth:`Election.resume` turns it back into a :class:`Leadership` that can
+    proclaim and resign (Go's ``ResumeElection``).
+
+    .. versionadded:: 0.1
+    """
+
+    #: the election's name
+    name: bytes
+    #: the leader key (without the client's namespace)
+    key: bytes
+    #: its create revision: the fencing token
+    revision: int
+    #: the ID of the lease the key is attached to
+    lease: int
+
+
 class Leadership:
     """What a won campaign holds: its key, revision and current value."""
 
-    def __init__(self, client: Client, key: bytes, revision: int, value: bytes, lease: Lease):
+    def __init__(
+        self,
+        client: Client,
+        key: bytes,
+        revision: int,
+        value: bytes,
+        lease: Lease | None,
+        *,
+        name: bytes = b"",
+        lease_id: int = 0,
+    ):
         self._client = client
+        #: the election's name
+        self.name = name
         #: the leader key (without the client's namespace)
         self.key = key
         #: its create revision: a fencing token
         self.revision = revision
         #: the value last proclaimed
         self.value = value
-        self.lease = lease
+        self._lease = lease
+        self._lease_id = lease.id if lease is not None else lease_id
         self._resigned = False
+
+    @property
+    def lease(self) -> Lease:
+        """
+        The campaign's lease. A leadership resumed from a :class:`LeaderKey` has none here
+        (its lease's ID is ``leader_key.lease``).
+        """
+        if self._lease is None:
+            raise RuntimeError("a resumed leadership has no Lease here; see leader_key.lease")
+        return self._lease
+
+    def __repr__(self) -> str:
+        return (
+            f"Leadership(name={self.name!r}, key={self.key!r}, revision={self.revision}, "
+            f"lease={self._lease_id:#x})"
+        )
+
+    @property
+    def leader_key(self) -> LeaderKey:
+        """This leadership as plain values, for :meth:`Election.resume` elsewhere."""
+        return LeaderKey(self.name, self.key, self.revision, self._lease_id)
 
     def is_leader(self) -> txn.Compare:
         """A compare that holds while this campaign leads: guard writes with it."""
@@ -133,6 +195,38 @@ class Election:
         )
         return result.kvs[0] if result.kvs else None
 
+    async def resume(self, leader_key: LeaderKey) -> Leadership:
+        """
+        The leadership that ``leader_key`` names (from :attr:`Leadership.leader_key`, maybe in
+        another process), to :meth:`~Leadership.proclaim` or :meth:`~Leadership.resign` with
+        (Go's ``ResumeElection``). Nothing keeps its lease alive here: its owner does.
+
+        :raises NotLeaderError: if that key no longer leads (resigned, lease lost)
+        :raises ValueError: if ``leader_key`` belongs to another election
+
+        .. versionadded:: 0.1
+        """
+        if not isinstance(leader_key, LeaderKey):
+            raise TypeError(f"leader_key must be a LeaderKey, got {leader_key!r}")
+        if leader_key.name != self.name or not leader_key.key.startswith(self.prefix):
+            raise ValueError(f"{leader_key!r} is not a leader key of election {self.name!r}")
+        current = await self.leader()
+        if (
+            current is None
+            or current.key != leader_key.key
+            or current.create_revision != leader_key.revision
+        ):
+            raise NotLeaderError(f"{leader_key.key!r} does not lead election {self.name!r}")
+        return Leadership(
+            self._client,
+            leader_key.key,
+            leader_key.revision,
+            current.value,
+            None,
+            name=self.name,
+            lease_id=leader_key.lease,
+        )
+
     @asynccontextmanager
     async def campaign(
         self, value: str | bytes, *, ttl: int = 60, session: Lease | None = None
@@ -178,7 +272,7 @@ class Election:
                                 unknown = write.unknown and session is not None
                                 await remove_key(client, key, lease, hold, unknown=unknown)
                             raise
-                        leadership = Leadership(client, key, revision, data, lease)
+                        leadership = Leadership(client, key, revision, data, lease, name=self.name)
                         held = True
                         try:
                             yield leadership

@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING
 import anyio
 
 from ._cleanup import Write, cleanup_scope
+from ._grpc import Status
+from ._keepalive import LeaseLost
 from .errors import EtcdError, LeaseExpiredError, LeaseNotFoundError, RpcError
 
 if TYPE_CHECKING:
@@ -68,16 +70,32 @@ class Lease(anyio.AsyncContextManagerMixin):
     ``lease=`` to :meth:`Client.put` and to transaction puts.
     """
 
-    def __init__(self, client: LeaseMixin, ttl: int, *, lease_id: int = 0) -> None:
+    def __init__(
+        self,
+        client: LeaseMixin,
+        ttl: int,
+        *,
+        lease_id: int = 0,
+        adopt: bool = False,
+        revoke: bool = True,
+        interval: float | None = None,
+    ) -> None:
         self._client = client
         self._requested_ttl = ttl
         self._requested_id = lease_id
+        #: keep alive the existing lease ``lease_id`` instead of granting one
+        self._adopt = adopt
+        #: revoke the lease when the block exits
+        self._revoke_on_exit = revoke
+        self._interval = interval
         #: the lease ID (valid inside the block)
         self.id = 0
         #: the TTL granted by the server
         self.ttl = 0
         self._registration: Registration | None = None
+        self._own_scope = anyio.CancelScope()
         self._entered = False
+        self._revoked = False
 
     def __repr__(self) -> str:
         return f"Lease(id={self.id:#x}, ttl={self.ttl})"
@@ -108,6 +126,36 @@ class Lease(anyio.AsyncContextManagerMixin):
             raise RuntimeError("the lease is not active")
         if self._registration.lost is not None:
             raise LeaseExpiredError(self.id) from self._registration.lost
+
+    async def revoke(self) -> None:
+        """
+        End the lease now: etcd deletes its keys, and the scopes that depend on it (locks and
+        campaigns on this session) are cancelled and raise their lost-lease error. This
+        block goes on, and exits without :class:`LeaseExpiredError`: it was its decision.
+        If the revoke fails, the lease stays kept alive and the error is raised.
+
+        .. versionadded:: 0.1
+        """
+        registration = self._registration
+        if registration is None:
+            raise RuntimeError("the lease is not active")
+        if self._revoked:
+            return
+        own = self._own_scope
+        # Our own block must not be cancelled by etcd's "TTL 0" answers that may follow.
+        registration.discard(own)
+        self._revoked = True
+        try:
+            await self._client.lease_revoke(self.id)
+        except LeaseNotFoundError:
+            pass  # gone already: the outcome the caller asked for
+        except BaseException:
+            self._revoked = False
+            registration.add(own)
+            raise
+        registration.owners = 1  # nobody keeps a revoked lease alive: drop it for all
+        self._client._keepalive().unregister(registration)
+        registration.lose(LeaseLost("revoked by Lease.revoke()"))
 
     async def time_to_live(self, *, keys: bool = False) -> LeaseTimeToLiveResult:
         """The lease's remaining TTL (and, with ``keys=True``, its keys)."""
@@ -148,38 +196,54 @@ class Lease(anyio.AsyncContextManagerMixin):
             raise RuntimeError("lease is already entered")
         self._entered = True
         client = self._client
-        # A client-chosen ID makes the grant safe to retry, and lets a grant whose outcome is
-        # unknown be found and revoked later instead of leaking for its whole TTL.
-        lease_id = self._requested_id or random.SystemRandom().randrange(1, 2**63)
-        ttl = self._requested_ttl
         sent_at = anyio.current_time()
-        grant_write = Write()
-        try:
-            grant = await grant_write.run(lambda: self._grant(lease_id))
-        except BaseException:
-            # Seen through (_cleanup.Write): a grant that was answered is revoked after it was
-            # applied, never before; one whose answer never came is looked for a while.
-            if grant_write.may_exist:
-                await _revoke(client, lease_id, sent_at + ttl, unknown=grant_write.unknown)
-            raise
+        if self._adopt:
+            grant = await self._adopt_existing()
+        else:
+            # A client-chosen ID makes the grant safe to retry, and lets a grant whose outcome
+            # is unknown be found and revoked later instead of leaking for its whole TTL.
+            lease_id = self._requested_id or random.SystemRandom().randrange(1, 2**63)
+            ttl = self._requested_ttl
+            grant_write = Write()
+            try:
+                grant = await grant_write.run(lambda: self._grant(lease_id))
+            except BaseException:
+                # Seen through (_cleanup.Write): a grant that was answered is revoked after it
+                # was applied, never before; one whose answer never came is looked for a while.
+                if grant_write.may_exist:
+                    await _revoke(client, lease_id, sent_at + ttl, unknown=grant_write.unknown)
+                raise
         self.id, self.ttl = grant.id, grant.ttl
         keepalive = self._client._keepalive()
         with anyio.CancelScope() as scope:
+            self._own_scope = scope
             registration = self._registration = keepalive.register(
-                grant.id, grant.ttl, sent_at, scope
+                grant.id, grant.ttl, sent_at, scope, interval=self._interval
             )
             try:
                 yield self
             finally:
-                keepalive.unregister(registration)
-                if registration.lost is None:
+                if not self._revoked:
+                    keepalive.unregister(registration, scope)
+                if self._revoked or not self._revoke_on_exit:
+                    pass  # revoked from inside, or kept for its owner
+                elif registration.lost is None:
                     await _revoke(client, grant.id, registration.deadline)
                 else:
                     # Lost: report it now, not after a revoke that may hang until it times
                     # out; the revoke (in case the server still has it) runs on.
                     client._cleanups.revoke(grant.id, expires_at=registration.deadline)
-        if registration.lost is not None:
+        if registration.lost is not None and not self._revoked:
             raise LeaseExpiredError(grant.id, _describe(registration.lost)) from registration.lost
+
+    async def _adopt_existing(self) -> LeaseGrantResult:
+        info = await self._client.lease_time_to_live(self._requested_id)
+        if info.ttl < 0:
+            raise LeaseNotFoundError(
+                Status.NOT_FOUND, "etcdserver: requested lease not found", applied=False
+            )
+        # Until the first keepalive is answered, the lease lasts what etcd said is left.
+        return LeaseGrantResult(info.header, self._requested_id, max(info.ttl, 1))
 
     async def _grant(self, lease_id: int) -> LeaseGrantResult:
         client = self._client

@@ -84,6 +84,15 @@ async def wait_for_predecessors(client: Client, prefix: bytes, revision: int) ->
                     break
 
 
+async def held_by_predecessor(client: Client, prefix: bytes, revision: int) -> bool:
+    """Whether a key under ``prefix`` was created before ``revision`` (one read, no wait)."""
+    # Not count_only: etcd counts the keys of the range before the revision filters.
+    before = await client.get_prefix(
+        prefix, max_create_revision=revision - 1, limit=1, keys_only=True
+    )
+    return bool(before.kvs)
+
+
 async def enqueue(
     client: Client, key: bytes, value: bytes, lease: Lease, write: Write
 ) -> tuple[int, bytes]:
@@ -161,7 +170,7 @@ class Lock(anyio.AsyncContextManagerMixin):
         raw = to_bytes(name, "lock name")
         if not raw:
             raise ValueError("lock name must not be empty")
-        timeout = check_optional_seconds(timeout, "timeout")
+        timeout = check_optional_seconds(timeout, "timeout", zero=True)
         check_session(session)
         self._client = client
         self.name = raw
@@ -210,8 +219,8 @@ class Lock(anyio.AsyncContextManagerMixin):
         return await self.lease.keepalive_once()
 
     def _remaining(self, start: float) -> float | None:
-        if self._timeout is None:
-            return None
+        if not self._timeout:
+            return None  # no limit, or a try-lock (which never waits)
         return max(self._timeout - (anyio.current_time() - start), 0.0)
 
     async def _acquire(self, lease: Lease, wait_limit: float | None, hold: Hold) -> None:
@@ -219,10 +228,15 @@ class Lock(anyio.AsyncContextManagerMixin):
         self.key = self.prefix + b"%x" % lease.id
         write = Write()
         try:
+            if self._timeout == 0:  # a try-lock: enqueue, look once, never wait
+                self.revision, _ = await enqueue(client, self.key, b"", lease, write)
+                if await held_by_predecessor(client, self.prefix, self.revision):
+                    raise TimeoutError(f"lock {self.name!r} is held")
             limit = anyio.fail_after(wait_limit) if wait_limit is not None else None
             with limit or contextlib.nullcontext():
-                self.revision, _ = await enqueue(client, self.key, b"", lease, write)
-                await wait_for_predecessors(client, self.prefix, self.revision)
+                if self._timeout != 0:
+                    self.revision, _ = await enqueue(client, self.key, b"", lease, write)
+                    await wait_for_predecessors(client, self.prefix, self.revision)
             # Our key must still be there: if the session expired meanwhile, it is not.
             mine = await client.get(self.key)
             if mine is None or mine.create_revision != self.revision:
@@ -269,11 +283,11 @@ class Lock(anyio.AsyncContextManagerMixin):
                         key = self.prefix + b"%x" % lease.id
                         with (
                             anyio.fail_after(self._timeout)
-                            if self._timeout is not None
+                            if self._timeout
                             else (contextlib.nullcontext())
                         ):
                             hold = await stack.enter_async_context(
-                                self._client._key_guards.hold(key)
+                                self._client._key_guards.hold(key, wait=self._timeout != 0)
                             )
                         await self._acquire(lease, self._remaining(start), hold)
                         held = self._held = True
@@ -362,7 +376,9 @@ class LockMixin:
 
         :param ttl: the TTL of the lock's own lease (ignored with ``session=``)
         :param timeout: bounds only the wait; expiry raises ``TimeoutError`` and
-            leaves no key behind (so does any cancellation of the wait)
+            leaves no key behind (so does any cancellation of the wait). ``0``: a try-lock
+            (aetcd's and etcd3-py's ``acquire(blocking=False)``) that takes the lock if it is
+            free and otherwise raises ``TimeoutError`` at once, without waiting
         :param session: hold the lock on this lease (``client.session()``) instead
             of a lease of its own
         :param reentrant: if the calling task already holds the lock ``name`` through this
