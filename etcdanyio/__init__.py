@@ -6,6 +6,8 @@ from . import txn as txn
 from ._auth import AuthStatus as AuthStatus
 from ._auth import Permission as Permission
 from ._auth import RolePermission as RolePermission
+from ._election_rpc import ElectionObservation as ElectionObservation
+from ._election_rpc import LeaderKey as LeaderKey
 from ._grpc import Status as Status
 from ._http import VersionResult as VersionResult
 from ._requests import SortOrder as SortOrder
@@ -148,6 +150,7 @@ __all__ = [
     "ElectionError",
     "ElectionNoLeaderError",
     "ElectionNotLeaderError",
+    "ElectionObservation",
     "EmptyKeyError",
     "EtcdError",
     "Event",
@@ -165,6 +168,7 @@ __all__ = [
     "KeyNotFoundError",
     "KeyValue",
     "LeaderChangedError",
+    "LeaderKey",
     "Leadership",
     "LeadershipLostError",
     "LearnerNotReadyError",

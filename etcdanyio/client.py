@@ -15,6 +15,7 @@ import anyio
 from ._auth import REAUTHENTICATE, AuthMixin, Credentials
 from ._cluster import ClusterMixin
 from ._discovery import discover_endpoints, endpoints_from_members
+from ._election_rpc import ElectionRpcMixin
 from ._grpc import Channel, Endpoint, GrpcError, Status, TransportError
 from ._grpc._channel import ChannelOptions
 from ._grpc._headers import encode_metadata
@@ -82,6 +83,7 @@ class Client(
     LeaseMixin,
     LockMixin,
     ElectionMixin,
+    ElectionRpcMixin,
     AuthMixin,
     HttpMixin,
 ):

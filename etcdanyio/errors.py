@@ -509,6 +509,10 @@ SINCE: dict[str, str] = {
     "/v3lockpb.Lock/Lock": "3.2",
     "/v3lockpb.Lock/Unlock": "3.2",
     "/v3electionpb.Election/Campaign": "3.2",
+    "/v3electionpb.Election/Proclaim": "3.2",
+    "/v3electionpb.Election/Leader": "3.2",
+    "/v3electionpb.Election/Observe": "3.2",
+    "/v3electionpb.Election/Resign": "3.2",
     "/etcdserverpb.KV/RangeStream": "3.7",
 }
 
