@@ -71,6 +71,13 @@ class ElectionObservation:
         try:
             raw = await self._call.recv_message()
         except (GrpcError, TransportError) as exc:
+            if isinstance(exc, GrpcError):
+                # The stream carries the caller's deadline as grpc-timeout: when etcd ends it
+                # for that deadline, let the caller's own scope fire instead. (Imported here:
+                # client.py composes this module's mixin.)
+                from .client import let_deadline_fire
+
+                await let_deadline_fire(exc)
             raise translate(exc, write=False) from exc
         if raw is None:
             raise StopAsyncIteration

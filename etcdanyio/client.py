@@ -194,10 +194,8 @@ class Client(
             await self._reauthenticate(metadata)
             return await self._unary(channel, path, request, repeatable, self._token_metadata)
         except (GrpcError, TransportError) as exc:
-            if isinstance(exc, GrpcError) and (
-                exc.status == Status.DEADLINE_EXCEEDED or exc.message in _DEADLINE_MESSAGES
-            ):
-                await _let_deadline_fire()
+            if isinstance(exc, GrpcError):
+                await let_deadline_fire(exc)
             if isinstance(exc, GrpcError) and exc.status == Status.UNIMPLEMENTED:
                 raise unsupported(path, exc.message) from exc
             raise translate(exc, write=not repeatable) from exc
@@ -433,11 +431,13 @@ _DEADLINE_MESSAGES = frozenset(
 )
 
 
-async def _let_deadline_fire() -> None:
+async def let_deadline_fire(exc: GrpcError) -> None:
     """
-    etcd answered DEADLINE_EXCEEDED for the deadline we sent it: if that was the
+    If etcd answered DEADLINE_EXCEEDED for the deadline we sent it and that was the
     caller's own cancel scope, let the scope fire (it is due now) so the caller
     sees its ``TimeoutError`` or ``move_on_after``, not an error of ours.
     """
+    if exc.status != Status.DEADLINE_EXCEEDED and exc.message not in _DEADLINE_MESSAGES:
+        return
     if anyio.current_effective_deadline() <= anyio.current_time():
         await anyio.sleep_forever()
