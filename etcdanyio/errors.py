@@ -317,7 +317,7 @@ class TooManyLearnersError(MemberError):
     """Raised when adding a learner would exceed etcd's limit of learners (1 by default)."""
 
 
-class ClusterIDMismatchError(MemberError):
+class ClusterIDMismatchError(ClusterError):
     """Raised when the request's cluster ID is not this cluster's (etcd 3.5.5+)."""
 
 
