@@ -1186,6 +1186,7 @@ async def member_add_update_remove(ctx: Ctx) -> None:
             new_url = f"http://127.0.0.1:{_free_port()}"
             updated = await client.member_update(added.member.id, [new_url])
             assert [m.peer_urls for m in updated if m.id == added.member.id] == [[new_url]]
+            assert await client.alarms(added.member.id) == []  # python-etcd3's active_alarms()
         finally:
             left = await client.member_remove(added.member.id)
         assert added.member.id not in {m.id for m in left}
