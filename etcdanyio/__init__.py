@@ -75,6 +75,7 @@ from .errors import ProtocolViolationError as ProtocolViolationError
 from .errors import RequestCanceledError as RequestCanceledError
 from .errors import RequestTimedOutError as RequestTimedOutError
 from .errors import RequestTooLargeError as RequestTooLargeError
+from .errors import ResponseTooLargeError as ResponseTooLargeError
 from .errors import RoleEmptyError as RoleEmptyError
 from .errors import RoleExistsError as RoleExistsError
 from .errors import RoleNotFoundError as RoleNotFoundError
@@ -210,6 +211,7 @@ __all__ = [
     "RequestTimedOutError",
     "RequestTooLargeError",
     "ResponseHeader",
+    "ResponseTooLargeError",
     "RoleEmptyError",
     "RoleExistsError",
     "RoleNotFoundError",

@@ -100,6 +100,7 @@ class AuthMixin:
         response_type: type[M],
         *,
         repeatable: bool,
+        write: bool | None = None,
     ) -> M:
         raise NotImplementedError
 

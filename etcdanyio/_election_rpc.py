@@ -15,11 +15,11 @@ import dataclasses
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, TypeVar
 
-from ._grpc import GrpcError, TransportError
+from ._grpc import GrpcError, Status, TransportError
 from ._keys import to_bytes
 from ._pb import v3electionpb as epb
 from ._requests import check_int, lease_id
-from .errors import ElectionNoLeaderError, translate
+from .errors import DEADLINE_MESSAGES, ElectionNoLeaderError, translate
 from .types import KeyValue
 
 if TYPE_CHECKING:
@@ -71,13 +71,15 @@ class ElectionObservation:
         try:
             raw = await self._call.recv_message()
         except (GrpcError, TransportError) as exc:
-            if isinstance(exc, GrpcError):
+            if isinstance(exc, GrpcError) and (
+                exc.status == Status.DEADLINE_EXCEEDED or exc.message in DEADLINE_MESSAGES
+            ):
                 # The stream carries the caller's deadline as grpc-timeout: when etcd ends it
                 # for that deadline, let the caller's own scope fire instead. (Imported here:
                 # client.py composes this module's mixin.)
-                from .client import let_deadline_fire
+                from .client import _let_deadline_fire
 
-                await let_deadline_fire(exc)
+                await _let_deadline_fire()
             raise translate(exc, write=False) from exc
         if raw is None:
             raise StopAsyncIteration
@@ -99,6 +101,7 @@ class ElectionRpcMixin:
         response_type: type[M],
         *,
         repeatable: bool,
+        write: bool | None = None,
     ) -> M:
         raise NotImplementedError
 
@@ -215,4 +218,8 @@ class ElectionRpcMixin:
         .. versionadded:: 0.1
         """
         request = epb.ResignRequest(leader=self._leader_key(leader))
-        await self._call(_SERVICE + "Resign", request, epb.ResignResponse, repeatable=True)
+        # Retried like Unlock (deleting the key twice is harmless), but a write: a failure
+        # after sending leaves ``applied`` unknown.
+        await self._call(
+            _SERVICE + "Resign", request, epb.ResignResponse, repeatable=True, write=True
+        )

@@ -73,6 +73,7 @@ class KVMixin:
         response_type: type[M],
         *,
         repeatable: bool,
+        write: bool | None = None,
     ) -> M:
         raise NotImplementedError
 

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     import betterproto2
     from anyio.abc import TaskGroup
 
+    from ._cleanup import Cleanups
     from ._grpc import Channel
     from ._keys import Namespace
 
@@ -49,6 +50,7 @@ class LeaseMixin:
     _ns: Namespace
     _keepalive_stream: KeepAliveStream | None
     _timeout: float | None
+    _cleanups: Cleanups
 
     def _stream_metadata(self) -> bytes:
         raise NotImplementedError
@@ -63,6 +65,7 @@ class LeaseMixin:
         response_type: type[M],
         *,
         repeatable: bool,
+        write: bool | None = None,
     ) -> M:
         raise NotImplementedError
 
@@ -107,13 +110,17 @@ class LeaseMixin:
         ``id`` is given.
         """
         request = pb.LeaseGrantRequest(ttl=_check_ttl(ttl), id=check_int(id, "id"))
-        response = await self._call(_GRANT, request, pb.LeaseGrantResponse, repeatable=bool(id))
+        response = await self._call(
+            _GRANT, request, pb.LeaseGrantResponse, repeatable=bool(id), write=True
+        )
         return LeaseGrantResult(ResponseHeader.from_pb(response.header), response.id, response.ttl)
 
     async def lease_revoke(self, lease_id: Any) -> ResponseHeader:
         """Revoke a lease: its keys are deleted. :raises LeaseNotFoundError: if it is gone."""
         request = pb.LeaseRevokeRequest(id=_lease_id(lease_id))
-        response = await self._call(_REVOKE, request, pb.LeaseRevokeResponse, repeatable=True)
+        response = await self._call(
+            _REVOKE, request, pb.LeaseRevokeResponse, repeatable=True, write=True
+        )
         return ResponseHeader.from_pb(response.header)
 
     async def lease_time_to_live(

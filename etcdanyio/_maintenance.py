@@ -21,7 +21,7 @@ import anyio
 from ._cluster import check_member_id
 from ._grpc import GrpcError, TransportError
 from ._pb import etcdserverpb as pb
-from ._requests import check_int
+from ._requests import check_int, check_seconds
 from .errors import EtcdError, PermissionDeniedError, SnapshotError, translate
 from .types import Alarm, AlarmType, HashKVResult, HealthResult, Member, StatusResult
 
@@ -134,6 +134,7 @@ class MaintenanceMixin:
         response_type: type[M],
         *,
         repeatable: bool,
+        write: bool | None = None,
     ) -> M:
         raise NotImplementedError
 
@@ -444,6 +445,7 @@ class MaintenanceMixin:
 
         .. versionadded:: 0.1
         """
+        check_seconds(timeout, "timeout")
         endpoints = _one(endpoint)
         started = anyio.current_time()
         reason = ""

@@ -96,6 +96,7 @@ class Watcher:
         self.created = anyio.Event()
         self.fragments: list[Event] = []
         #: events dropped because their revision was already delivered (server quirks)
+        #: (also the tail of a response that raced a suspension)
         self.duplicates_dropped = 0
         #: a create refused as "permission denied" was retried with a fresh token
         self.auth_retried = False
@@ -119,13 +120,15 @@ class Watcher:
             if self.batches:
                 batch = self.batches.popleft()
                 self.buffered -= len(batch.events)
+                if self.suspended and self.buffered <= self.max_buffered // 2:
+                    # Half drained: resume now, so that etcd's catching up (its unsynced
+                    # watchers are served every 100 ms) overlaps with reading the rest.
+                    self.stream.resume(self)
                 if batch.events or progress:
                     return batch
                 continue
             if self.error is not None:
                 raise self.error
-            if self.suspended:
-                self.stream.resume(self)
             waiter = self._waiter = anyio.Event()
             await waiter.wait()
 
@@ -186,20 +189,15 @@ class Watcher:
             events = fresh
             if not events:
                 return True
-        full = self.buffered + len(events) > self.max_buffered
-        if full:
-            # Take whole revisions up to the bound (at least one revision when the
-            # buffer is empty, to make progress); the rest stays on the server.
-            events = _whole_revisions(
-                events, self.max_buffered - self.buffered, at_least_one=not self.buffered
-            )
-            if not events:
-                return False
+        # Every event that arrived is kept, also past the bound (the response is in memory
+        # already; dropping its tail would make etcd send it again). Past the bound, the
+        # watch is suspended on the server until the consumer has read half the buffer:
+        # at most max_buffered events plus one response are held.
         self.batches.append(WatchBatch(events, events[-1].kv.mod_revision))
         self.buffered += len(events)
         self.next_revision = events[-1].kv.mod_revision + 1
         self._wake()
-        return not full
+        return self.buffered <= self.max_buffered
 
     def on_progress(self, revision: int) -> None:
         # A notification for the last revision received still says "nothing newer":
@@ -213,25 +211,6 @@ class Watcher:
         else:
             batches.append(WatchBatch([], revision))
         self._wake()
-
-
-def _whole_revisions(events: list[Event], room: int, *, at_least_one: bool) -> list[Event]:
-    """
-    The longest prefix of ``events`` that ends on a revision boundary and holds at
-    most ``room`` events; with ``at_least_one``, the first revision even if it is
-    bigger (an empty buffer must still make progress).
-    """
-    taken = 0
-    n = len(events)
-    while taken < n:
-        revision = events[taken].kv.mod_revision
-        end = taken + 1
-        while end < n and events[end].kv.mod_revision == revision:
-            end += 1
-        if end > room and not (at_least_one and taken == 0):
-            break
-        taken = end
-    return events[:taken]
 
 
 def _strip(ns: Namespace, events: list[Event]) -> list[Event]:
@@ -550,7 +529,10 @@ class WatchMixin:
             ``"noput"``, ``"NOPUT"``, ...)
         :param fragment: let etcd split huge responses (they are reassembled here)
         :param max_buffered: events buffered for a slow consumer before the watch is
-            paused on the server (and later resumed, losing nothing)
+            paused on the server (and resumed once half of them were read, losing nothing).
+            What already arrived is kept, so at most ``max_buffered`` events plus one
+            response are held (etcd sends at most 1,000 revisions in a response to a watch
+            catching up)
         :raises WatchCompactedError: from the iterator, after every event before the
             gap, if ``start_revision`` is compacted (etcd confirms such a watch, then
             cancels it) or the watch falls behind compaction while resuming
@@ -559,8 +541,7 @@ class WatchMixin:
         start, range_end = key_range(key, end, prefix=prefix)
         if start_revision is not None:
             check_int(start_revision, "start_revision", minimum=1)
-        if isinstance(max_buffered, bool) or max_buffered < 1:
-            raise ValueError(f"max_buffered must be a positive int, got {max_buffered!r}")
+        check_int(max_buffered, "max_buffered", minimum=1)
         watcher = Watcher(
             self._watches(),
             key=self._ns.key(start),

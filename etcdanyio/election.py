@@ -20,17 +20,17 @@ same keys as ``etcdctl elect`` and Go's election, so they interoperate.
 from __future__ import annotations
 
 import contextlib
-import math
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
 import anyio
 
 from . import txn
+from ._cleanup import Write
 from ._keys import to_bytes
-from ._requests import SortOrder, SortTarget
+from ._requests import SortOrder, SortTarget, check_int
 from .errors import EtcdError, LeaseExpiredError
-from .lock import check_session, delete_quietly, enqueue, release_key, wait_for_predecessors
+from .lock import check_session, enqueue, remove_key, wait_for_predecessors
 from .watch import EventType
 
 if TYPE_CHECKING:
@@ -160,9 +160,10 @@ class Election:
                     lease.add_dependent(scope)
                     try:
                         # Campaigns sharing a session share its key: one at a time.
-                        await stack.enter_async_context(client._local_lock(key))
+                        hold = await stack.enter_async_context(client._key_guards.hold(key))
+                        write = Write()
                         try:
-                            revision, current = await enqueue(client, key, data, lease)
+                            revision, current = await enqueue(client, key, data, lease, write)
                             if current != data:  # re-entry with another value: proclaim it
                                 await client.put(key, data, ignore_lease=True)
                             await wait_for_predecessors(client, self.prefix, revision)
@@ -173,7 +174,9 @@ class Election:
                                     lease.id, "campaign key vanished: session lost"
                                 )
                         except BaseException:
-                            await delete_quietly(client, key)
+                            if write.may_exist:
+                                unknown = write.unknown and session is not None
+                                await remove_key(client, key, lease, hold, unknown=unknown)
                             raise
                         leadership = Leadership(client, key, revision, data, lease)
                         held = True
@@ -181,7 +184,7 @@ class Election:
                             yield leadership
                         finally:
                             leadership._resigned = True
-                            await release_key(client, key, lease)
+                            await remove_key(client, key, lease, hold)
                     finally:
                         lease.remove_dependent(scope)
                 if lease.lost is not None:
@@ -198,16 +201,21 @@ class Election:
             ) from exc
 
     @asynccontextmanager
-    async def observe(self) -> AsyncIterator[Observation]:
+    async def observe(self, *, max_buffered: int = 16) -> AsyncIterator[Observation]:
         """
         The current leader, then every change: a new leader, a new proclamation,
         or ``None`` when nobody leads. Iteration ends with an error (never
         silently) if observing becomes impossible.
+
+        :param max_buffered: changes held for a slow observer; beyond them, the watch
+            underneath is paused (its own bounded buffer, then on the server), so memory
+            stays bounded and no change is lost
         """
-        send, receive = anyio.create_memory_object_stream["KeyValue | None"](math.inf)
+        check_int(max_buffered, "max_buffered", minimum=1)
+        send, receive = anyio.create_memory_object_stream["KeyValue | None"](max_buffered)
         observation = Observation(receive)
         async with anyio.create_task_group() as tg:
-            tg.start_soon(self._observe, send, observation)
+            tg.start_soon(self._observe, send, observation, max_buffered)
             try:
                 yield observation
             finally:
@@ -215,7 +223,10 @@ class Election:
                 receive.close()
 
     async def _observe(
-        self, send: MemoryObjectSendStream[KeyValue | None], observation: Observation
+        self,
+        send: MemoryObjectSendStream[KeyValue | None],
+        observation: Observation,
+        max_buffered: int,
     ) -> None:
         client = self._client
         with send:
@@ -232,13 +243,16 @@ class Election:
                     leader = current.kvs[0] if current.kvs else None
                     state = (leader.key, leader.create_revision, leader.value) if leader else None
                     if first or state != last:
-                        send.send_nowait(leader)
+                        await send.send(leader)
                         first = False
                         last = state
                     # Watch the whole prefix from after that read: a new candidate when
                     # nobody leads, or a proclamation or deletion of the leader key.
                     async with client.watch(
-                        self.prefix, prefix=True, start_revision=current.header.revision + 1
+                        self.prefix,
+                        prefix=True,
+                        start_revision=current.header.revision + 1,
+                        max_buffered=max(max_buffered, 64),
                     ) as events:
                         async for event in events:
                             kv = event.kv
@@ -246,14 +260,14 @@ class Election:
                                 if event.type is EventType.PUT:
                                     # Nobody led: the first candidate to appear leads.
                                     leader = kv
-                                    send.send_nowait(kv)
+                                    await send.send(kv)
                                     last = (kv.key, kv.create_revision, kv.value)
                                 continue
                             if kv.key != leader.key:
                                 continue
                             if event.type is EventType.DELETE:
                                 break  # the leader left: read who leads now
-                            send.send_nowait(kv)
+                            await send.send(kv)
                             last = (kv.key, kv.create_revision, kv.value)
             except EtcdError as exc:
                 observation.error = exc

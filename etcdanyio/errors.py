@@ -80,6 +80,7 @@ __all__ = [
     "RequestCanceledError",
     "RequestTimedOutError",
     "RequestTooLargeError",
+    "ResponseTooLargeError",
     "RoleEmptyError",
     "RoleExistsError",
     "RoleNotFoundError",
@@ -250,6 +251,13 @@ class TooManyRequestsError(RpcError):
 
 class RequestTooLargeError(RpcError):
     """Raised when a request is over etcd's ``--max-request-bytes`` (or gRPC's limit)."""
+
+
+class ResponseTooLargeError(RpcError):
+    """
+    Raised when etcd's answer is over the client's ``max_receive_message``. For a write, etcd
+    has applied it or not before answering: ``applied`` is ``None``.
+    """
 
 
 # -- leases -------------------------------------------------------------------------------------
@@ -644,6 +652,20 @@ ERROR_TABLE: dict[str, type[RpcError]] = {
     "election: not leader": ElectionNotLeaderError,
 }
 
+#: etcd's answers when the deadline we sent it (``grpc-timeout``) expired: the caller's own
+#: cancel scope is due then, and fires instead (etcd 3.5.1 answers UNKNOWN with Go's plain
+#: text; a proposal that timed out is UNAVAILABLE "request timed out").
+DEADLINE_MESSAGES = frozenset(
+    {
+        _E + "context deadline exceeded",
+        "context deadline exceeded",
+        _E + "request timed out",
+        _E + "request timed out, possibly due to previous leader failure",
+        _E + "request timed out, possibly due to connection lost",
+        _E + "request timed out, waiting for the applied index took too long",
+    }
+)
+
 #: Unavailability that etcd reports from its interceptor, before the request
 #: reaches its handler: the request certainly was not applied.
 REJECTED_BEFORE_APPLY = frozenset(
@@ -662,6 +684,9 @@ REJECTED_BEFORE_APPLY = frozenset(
 #: answers "database space exceeded".
 MAYBE_APPLIED = frozenset({_E + "mvcc: database space exceeded"})
 
+#: How our own transport reports an answer over ``max_receive_message``.
+_RESPONSE_TOO_LARGE = "received message larger than max"
+
 #: Fallback by gRPC status, for messages not in the table.
 STATUS_TABLE: dict[Status, type[RpcError]] = {
     Status.UNAVAILABLE: UnavailableError,
@@ -677,6 +702,8 @@ def rpc_error(status: Status, message: str, *, applied: bool | None = None) -> R
     if cls is None:
         if message.startswith("grpc: received message larger than max"):
             cls = RequestTooLargeError
+        elif message.startswith(_RESPONSE_TOO_LARGE):
+            cls = ResponseTooLargeError
         else:
             cls = STATUS_TABLE.get(status, RpcError)
     return cls(status, message, applied=applied)
@@ -704,7 +731,9 @@ def translate(exc: GrpcError | TransportError, *, write: bool) -> EtcdError:
                 Status.INTERNAL,
             )
             and exc.message not in REJECTED_BEFORE_APPLY
-        ) or (write and exc.message in MAYBE_APPLIED)
+        ) or (
+            write and (exc.message in MAYBE_APPLIED or exc.message.startswith(_RESPONSE_TOO_LARGE))
+        )
         error: EtcdError = rpc_error(exc.status, exc.message, applied=None if unknown else False)
     elif isinstance(exc, UnreachableError):
         error = ConnectionFailedError(exc.message, applied=False, causes=exc.causes)

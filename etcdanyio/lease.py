@@ -15,15 +15,16 @@ cancelled and :class:`~etcdanyio.LeaseExpiredError` is raised from the
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
+import logging
 import random
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
 import anyio
 
-from .errors import EtcdError, LeaseExpiredError, RpcError
+from ._cleanup import Write, cleanup_scope
+from .errors import EtcdError, LeaseExpiredError, LeaseNotFoundError, RpcError
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator
@@ -34,8 +35,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Lease", "LeaseGrantResult", "LeaseTimeToLiveResult"]
 
-#: How long revoking a lease on exit may take (shielded).
-REVOKE_TIMEOUT = 2.0
+logger = logging.getLogger("etcdanyio.lease")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -148,24 +148,19 @@ class Lease(anyio.AsyncContextManagerMixin):
             raise RuntimeError("lease is already entered")
         self._entered = True
         client = self._client
-        # A client-chosen ID makes the grant safe to retry, and lets a grant cancelled
-        # in flight be revoked instead of leaking for its whole TTL.
+        # A client-chosen ID makes the grant safe to retry, and lets a grant whose outcome is
+        # unknown be found and revoked later instead of leaking for its whole TTL.
         lease_id = self._requested_id or random.SystemRandom().randrange(1, 2**63)
+        ttl = self._requested_ttl
         sent_at = anyio.current_time()
+        grant_write = Write()
         try:
-            grant = await client.lease_grant(self._requested_ttl, id=lease_id)
-        except RpcError as exc:
-            if self._requested_id or exc.message != "etcdserver: lease already exists":
-                raise
-            # A retry of our own grant that had been applied: the lease is ours.
-            info = await client.lease_time_to_live(lease_id)
-            grant = LeaseGrantResult(info.header, lease_id, info.granted_ttl)
+            grant = await grant_write.run(lambda: self._grant(lease_id))
         except BaseException:
-            with (
-                anyio.move_on_after(REVOKE_TIMEOUT, shield=True),
-                contextlib.suppress(EtcdError),
-            ):
-                await client.lease_revoke(lease_id)
+            # Seen through (_cleanup.Write): a grant that was answered is revoked after it was
+            # applied, never before; one whose answer never came is looked for a while.
+            if grant_write.may_exist:
+                await _revoke(client, lease_id, sent_at + ttl, unknown=grant_write.unknown)
             raise
         self.id, self.ttl = grant.id, grant.ttl
         keepalive = self._client._keepalive()
@@ -178,29 +173,44 @@ class Lease(anyio.AsyncContextManagerMixin):
             finally:
                 keepalive.unregister(registration)
                 if registration.lost is None:
-                    # Unreachable: then it expires by itself.
-                    with (
-                        anyio.move_on_after(REVOKE_TIMEOUT, shield=True),
-                        contextlib.suppress(EtcdError),
-                    ):
-                        await client.lease_revoke(grant.id)
+                    await _revoke(client, grant.id, registration.deadline)
                 else:
-                    # Lost: report it now, not after a revoke that may hang until it
-                    # times out; the revoke (in case the server still has it) runs on.
-                    with contextlib.suppress(RuntimeError):  # the client is closing
-                        client._tg.start_soon(_revoke_quietly, client, grant.id)
+                    # Lost: report it now, not after a revoke that may hang until it times
+                    # out; the revoke (in case the server still has it) runs on.
+                    client._cleanups.revoke(grant.id, expires_at=registration.deadline)
         if registration.lost is not None:
             raise LeaseExpiredError(grant.id, _describe(registration.lost)) from registration.lost
 
+    async def _grant(self, lease_id: int) -> LeaseGrantResult:
+        client = self._client
+        try:
+            return await client.lease_grant(self._requested_ttl, id=lease_id)
+        except RpcError as exc:
+            if self._requested_id or exc.message != "etcdserver: lease already exists":
+                raise
+        # A retry of our own grant that had been applied: the lease is ours.
+        info = await client.lease_time_to_live(lease_id)
+        return LeaseGrantResult(info.header, lease_id, info.granted_ttl)
 
-async def _revoke_quietly(client: LeaseMixin, lease_id: int) -> None:
-    # A background task of the client: it must not fail the client's task group,
-    # also not when the client closed before it ran.
-    with (
-        anyio.move_on_after(REVOKE_TIMEOUT),
-        contextlib.suppress(EtcdError, anyio.ClosedResourceError),
-    ):
-        await client.lease_revoke(lease_id)
+
+async def _revoke(
+    client: LeaseMixin, lease_id: int, expires_at: float, *, unknown: bool = False
+) -> None:
+    """
+    Revoke ``lease_id`` now (shielded, under its own bound, never raising); what could not be
+    done is left to a background task of the client, until the lease would have expired.
+    """
+    if not unknown:
+        try:
+            with cleanup_scope() as scope:
+                await client.lease_revoke(lease_id)
+            if not scope.cancelled_caught:
+                return
+        except LeaseNotFoundError:
+            return  # expired, or revoked elsewhere
+        except (EtcdError, TimeoutError, anyio.ClosedResourceError) as exc:
+            logger.info("revoke of lease %x failed, retrying in the background: %r", lease_id, exc)
+    client._cleanups.revoke(lease_id, expires_at=expires_at, grant_unknown=unknown)
 
 
 def _describe(cause: BaseException) -> str:
