@@ -525,7 +525,8 @@ class WatchMixin:
         :param prev_kv: give each event the key as it was before (``event.prev_kv``)
         :param progress_notify: let the server send periodic progress notifications
             (see :meth:`Watch.batches`)
-        :param filters: ``Filter.NO_PUT`` / ``Filter.NO_DELETE`` (or ``"no_put"``...)
+        :param filters: ``Filter.NO_PUT`` / ``Filter.NO_DELETE``, or their names (``"no_put"``,
+            ``"noput"``, ``"NOPUT"``, ...)
         :param fragment: let etcd split huge responses (they are reassembled here)
         :param max_buffered: events buffered for a slow consumer before the watch is
             paused on the server (and resumed once half of them were read, losing nothing).
@@ -569,8 +570,15 @@ class WatchMixin:
         start_revision: int | None = None,
         prev_kv: bool = False,
         filters: Iterable[Filter | str] = (),
+        progress_notify: bool = False,
+        fragment: bool = False,
     ) -> Event:
-        """The first event on ``key`` (or range); bound the wait with a cancel scope."""
+        """
+        The first event on ``key`` (or range); bound the wait with a cancel scope.
+
+        Takes the options of :meth:`watch`; progress notifications carry no event, so
+        ``progress_notify`` only keeps the server's side of the watch informed.
+        """
         async with self.watch(
             key,
             prefix=prefix,
@@ -578,6 +586,8 @@ class WatchMixin:
             start_revision=start_revision,
             prev_kv=prev_kv,
             filters=filters,
+            progress_notify=progress_notify,
+            fragment=fragment,
         ) as events:
             return await events.__anext__()
 
@@ -594,9 +604,18 @@ class WatchMixin:
         return self._watch_stream
 
 
+#: filter names, also as etcd's proto spells them (``NOPUT``) and etcetra's/etcd3gw's
+_FILTER_NAMES = {name.replace("_", ""): member for name, member in Filter.__members__.items()}
+
+
 def _filter(value: object) -> int:
     if isinstance(value, Filter):
         return int(value)
-    if isinstance(value, str) and value.upper() in Filter.__members__:
-        return int(Filter[value.upper()])
-    raise ValueError(f"filters must hold Filter.NO_PUT/NO_DELETE or their names, got {value!r}")
+    if isinstance(value, str):
+        member = _FILTER_NAMES.get(value.upper().replace("_", ""))
+        if member is not None:
+            return int(member)
+    raise ValueError(
+        "filters must hold Filter.NO_PUT/NO_DELETE or their names "
+        f"('no_put', 'noput', ...), got {value!r}"
+    )

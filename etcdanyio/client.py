@@ -17,6 +17,7 @@ from ._auth import REAUTHENTICATE, AuthMixin, Credentials
 from ._cleanup import CLEANUP_TIMEOUT, Cleanups, KeyGuards, cleaning
 from ._cluster import ClusterMixin
 from ._discovery import discover_endpoints, endpoints_from_members
+from ._election_rpc import ElectionRpcMixin
 from ._grpc import Channel, Endpoint, GrpcError, Status, TransportError
 from ._grpc._channel import ChannelOptions
 from ._grpc._headers import encode_metadata
@@ -83,6 +84,7 @@ class Client(
     LeaseMixin,
     LockMixin,
     ElectionMixin,
+    ElectionRpcMixin,
     AuthMixin,
     HttpMixin,
 ):

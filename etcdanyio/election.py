@@ -20,7 +20,6 @@ same keys as ``etcdctl elect`` and Go's election, so they interoperate.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
@@ -28,6 +27,7 @@ import anyio
 
 from . import txn
 from ._cleanup import Write
+from ._election_rpc import LeaderKey
 from ._keys import to_bytes
 from ._requests import SortOrder, SortTarget, check_int
 from .errors import EtcdError, LeaseExpiredError
@@ -63,26 +63,6 @@ class NotLeaderError(EtcdError):
 
 class LeadershipLostError(LeaseExpiredError):
     """Raised from a campaign's block when its lease was lost while it led."""
-
-
-@dataclasses.dataclass(frozen=True)
-class LeaderKey:
-    """
-    What identifies a won campaign, to hand to other code (another task, another process, as
-    plain values): :meth:`Election.resume` turns it back into a :class:`Leadership` that can
-    proclaim and resign (Go's ``ResumeElection``).
-
-    .. versionadded:: 0.1
-    """
-
-    #: the election's name
-    name: bytes
-    #: the leader key (without the client's namespace)
-    key: bytes
-    #: its create revision: the fencing token
-    revision: int
-    #: the ID of the lease the key is attached to
-    lease: int
 
 
 class Leadership:
