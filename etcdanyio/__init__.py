@@ -8,6 +8,9 @@ from ._auth import Permission as Permission
 from ._auth import RolePermission as RolePermission
 from ._grpc import Status as Status
 from ._http import VersionResult as VersionResult
+from ._mirror import Mirror as Mirror
+from ._mirror import MirrorChanges as MirrorChanges
+from ._mirror import MirrorUpdate as MirrorUpdate
 from ._requests import SortOrder as SortOrder
 from ._requests import SortTarget as SortTarget
 from ._tls import tls_context as tls_context
@@ -104,6 +107,9 @@ __all__ = [
     "Member",
     "MemberAddResult",
     "MemberNotFoundError",
+    "Mirror",
+    "MirrorChanges",
+    "MirrorUpdate",
     "NoLeaderError",
     "NoSpaceError",
     "NotLeaderError",

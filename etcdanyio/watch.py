@@ -95,6 +95,19 @@ class Watch:
         return self._watcher.next_revision - 1
 
     @property
+    def catching_up(self) -> bool:
+        """
+        ``True`` while the watch (re)sends history it missed, after its creation with an
+        older ``start_revision`` or a resume after a break, until an event past the
+        store's revision at that (re)creation arrives. Meanwhile a requested progress
+        notification is not taken (etcd before 3.5.8 answers it with the store's
+        revision even while history is still coming), so :meth:`request_progress`
+        cannot advance :attr:`revision`.
+        """
+        watcher = self._watcher
+        return watcher.next_revision <= watcher.synced_after
+
+    @property
     def created_revision(self) -> int:
         """The store's revision when the watch was established."""
         return self._watcher.created_revision
