@@ -48,8 +48,8 @@ async def main() -> None:
                             stop["b"].set()  # instance b shuts down
                         if seen == 4:
                             break
-                    for event in stop.values():
-                        event.set()
+                    for flag in stop.values():
+                        flag.set()
                 # Current as of now on the server, proven without re-reading the table.
                 await instances.sync()
                 print(f"at revision {instances.revision}: {len(instances)} instance(s)")
