@@ -80,7 +80,7 @@ async def updates_and_lookups(endpoints: str, updates: int, value: bytes) -> dic
         etcdanyio.open_etcd(endpoints) as client,
         client.mirror(PREFIX, prefix=True) as mirror,
     ):
-        keys = [k for k in mirror if isinstance(k, bytes)]
+        keys = [kv.key for kv in mirror.values()]
         # Update throughput: transactions of 100 puts; changes applied per second, from the
         # first write until the mirror reflects the last one.
         start = time.perf_counter()
