@@ -267,7 +267,13 @@ class Mirror(Mapping[bytes | str, KeyValue]):
                         if not started:
                             started = True
                             task_status.started()
+                        checked = 0
                         async for batch in watch.batches():
+                            resumed = watch.resumed_from
+                            if resumed > checked:
+                                # Before anything from a resumed watch is applied.
+                                checked = resumed
+                                await self._check_resume(resumed)
                             self._apply(batch)
             except WatchCompactedError as exc:
                 logger.debug("watch compacted, re-listing error=%r", exc)
@@ -281,6 +287,20 @@ class Mirror(Mapping[bytes | str, KeyValue]):
             finally:
                 self._watch = None
                 self._watch_scope = None
+
+    async def _check_resume(self, resumed_from: int) -> None:
+        """
+        A resume from a compacted-away revision's successor may have lost a delete made
+        at exactly the compaction revision (etcd accepts the watch, and sends nothing for
+        it): if ``resumed_from - 1`` is compacted, treat the watch as compacted.
+        """
+        start = self._start
+        try:
+            await self._client.get_range(
+                start, start + b"\0", revision=resumed_from - 1, count_only=True
+            )
+        except CompactedError as exc:
+            raise WatchCompactedError(resumed_from - 1, str(exc)) from exc
 
     async def _load(self, revision: int) -> dict[bytes, KeyValue]:
         data: dict[bytes, KeyValue] = {}

@@ -97,6 +97,8 @@ class Watcher:
         self.fragments: list[Event] = []
         #: events dropped because their revision was already delivered (server quirks)
         self.duplicates_dropped = 0
+        #: the start revision of the latest re-creation after the first (0: none yet)
+        self.resumed_from = 0
         #: a create refused as "permission denied" was retried with a fresh token
         self.auth_retried = False
         self._waiter: anyio.Event | None = None
@@ -135,6 +137,8 @@ class Watcher:
     # ---------------------------------------------------------- stream side
 
     def create_request(self, watch_id: int) -> bytes:
+        if self.ever_created:
+            self.resumed_from = self.next_revision
         return bytes(
             pb.WatchRequest(
                 create_request=pb.WatchCreateRequest(

@@ -108,6 +108,18 @@ class Watch:
         return watcher.next_revision <= watcher.synced_after
 
     @property
+    def resumed_from(self) -> int:
+        """
+        The revision the latest resume (after a break, or a pause for a slow consumer)
+        asked history from; 0 if the watch was never resumed.
+
+        etcd accepts a watch from exactly its compaction revision although compaction
+        removed a delete made at that revision: a resume is only known to be gap-free
+        if ``resumed_from - 1`` is not compacted (a read at that revision succeeds).
+        """
+        return self._watcher.resumed_from
+
+    @property
     def created_revision(self) -> int:
         """The store's revision when the watch was established."""
         return self._watcher.created_revision

@@ -298,6 +298,22 @@ async def test_watch_catching_up(server: EtcdServer, prefix: bytes) -> None:
                 assert not w.catching_up
 
 
+async def test_watch_resumed_from(server: EtcdServer, prefix: bytes) -> None:
+    with anyio.fail_after(10):
+        async with (
+            open_fault_proxy(server.endpoint) as proxy,
+            etcdanyio.open_etcd(proxy.endpoint) as client,
+            client.watch(prefix, prefix=True) as w,
+        ):
+            first = (await client.put(prefix + b"k", "1")).header.revision
+            assert (await w.__anext__()).revision == first
+            assert w.resumed_from == 0
+            proxy.cut()  # the client reconnects at once; the watch resumes after `first`
+            later = await _oput(Oracle(server.endpoint), prefix + b"k", b"2")
+            assert (await w.__anext__()).revision == later
+            assert w.resumed_from == first + 1
+
+
 # -------------------------------------------------------------------------------------- faults
 
 
@@ -343,6 +359,40 @@ async def test_partition_longer_than_compaction_resyncs_with_the_difference(
             assert mirror.revision > before
 
 
+async def test_delete_at_the_compaction_revision_is_not_lost(
+    server: EtcdServer, prefix: bytes
+) -> None:
+    # During a break, the next revision the mirror needs is a delete, and the store is
+    # compacted at exactly that revision: etcd accepts the resumed watch from there but has
+    # nothing to send for the delete. The mirror sees that the revision before is compacted
+    # and re-lists.
+    oracle = Oracle(server.endpoint)
+    with anyio.fail_after(15):
+        async with (
+            open_fault_proxy(server.endpoint) as proxy,
+            etcdanyio.open_etcd(proxy.endpoint) as client,
+            client.mirror(prefix, prefix=True) as mirror,
+        ):
+            await client.put(prefix + b"doomed", "x")
+            await client.put(prefix + b"kept", "x")
+            await mirror.sync()
+            replica = Replica(mirror)
+            proxy.refuse = True
+            proxy.cut()
+            assert await anyio.to_thread.run_sync(oracle.delete, prefix + b"doomed") == 1
+            deleted = await anyio.to_thread.run_sync(oracle.revision)
+            assert deleted == mirror.revision + 1  # the revision the watch resumes from
+            await anyio.to_thread.run_sync(oracle.compact, deleted)
+            proxy.heal()
+            after = await _oput(oracle, prefix + b"kept", b"y")
+            await mirror.wait_for_revision(after)
+            assert prefix + b"doomed" not in mirror
+            await _check(oracle, mirror, prefix)
+            await replica.follow(after)
+            assert replica.state == _state(mirror)
+            assert mirror.resyncs == 1
+
+
 async def test_stuck_resume_after_a_break_still_syncs(server: EtcdServer, prefix: bytes) -> None:
     # While the connection is down the store moves on outside the range: the resumed watch
     # catches up on (empty) history and cannot take a progress notification, so sync() falls
@@ -364,6 +414,7 @@ async def test_stuck_resume_after_a_break_still_syncs(server: EtcdServer, prefix
             proxy.heal()
             revision = await mirror.sync()
             await replica.follow(revision)
+            assert mirror.resyncs >= 1  # the re-list of the fallback
             assert all(not u.events for u in replica.resyncs)
             assert mirror[prefix + b"quiet/k"].value == b"v"
 
@@ -427,7 +478,6 @@ async def test_failover_in_a_three_member_cluster(prefix: bytes) -> None:
 
 async def _step(
     writer: etcdanyio.Client,
-    mirror: etcdanyio.Mirror,
     proxy: FaultProxy,
     rng: random.Random,
     keys: list[bytes],
@@ -447,11 +497,8 @@ async def _step(
         return (await writer.txn(success=ops)).header.revision
     if roll < 0.78:
         current = (await writer.get_range(keys[0], keys[0] + b"\0", count_only=True)).header
-        # Not at exactly the mirror's next revision: etcd accepts a watch from the compaction
-        # revision although a delete made there was compacted away (docs/mirror.md, limits).
-        if current.revision != mirror.revision + 1:
-            with contextlib.suppress(etcdanyio.CompactedError):  # compacted already
-                await writer.compact(current.revision)
+        with contextlib.suppress(etcdanyio.CompactedError):  # compacted already
+            await writer.compact(current.revision)
     elif roll < 0.88:
         proxy.refuse = True  # a break; long enough to be compacted past, often
         proxy.cut()
@@ -487,7 +534,7 @@ async def test_random_interleavings(server: EtcdServer, prefix: bytes) -> None:
                 roll = rng.random()
                 revision = 0
                 with contextlib.suppress(etcdanyio.UnavailableError, TimeoutError):
-                    revision = await _step(writer, mirror, proxy, rng, keys, steps, roll)
+                    revision = await _step(writer, proxy, rng, keys, steps, roll)
                 cut = proxy.refuse
                 if revision:
                     truth[revision] = await _truth(oracle, prefix, revision)
