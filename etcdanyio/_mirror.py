@@ -77,7 +77,7 @@ class _BehindError(Exception):
 
 #: a wait for a revision gives up on progress notifications and re-lists after this long
 #: while the watch catches up on history (it cannot take a requested notification then)
-RELIST_AFTER = 2.0
+RELIST_AFTER = 1.0
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -253,8 +253,13 @@ class Mirror(Mapping[bytes | str, KeyValue]):
             try:
                 with anyio.CancelScope() as scope:
                     self._watch_scope = scope
+                    # progress_notify: etcd's periodic notifications (10 min by default) move
+                    # an idle mirror's revision on, and end a catching-up state.
                     async with self._client.watch(
-                        self._start, end=self._end or None, max_buffered=self._max_buffered
+                        self._start,
+                        end=self._end or None,
+                        progress_notify=True,
+                        max_buffered=self._max_buffered,
                     ) as watch:
                         revision = watch.created_revision
                         if revision < self._revision:
