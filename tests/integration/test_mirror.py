@@ -25,7 +25,7 @@ import etcdanyio
 from etcdanyio import EventType, txn
 from etcdanyio.testing import EtcdCluster, EtcdServer
 
-from ._kit.faultproxy import FaultProxy, open_fault_proxy
+from ._kit.faultproxy import FaultProxy, open_fault_proxies, open_fault_proxy
 from ._kit.oracle import Oracle
 
 if TYPE_CHECKING:
@@ -471,6 +471,47 @@ async def test_failover_in_a_three_member_cluster(prefix: bytes) -> None:
                 await replica.follow(last)
                 assert {r: s for r, s in replica.states.items() if r in truth} == truth
                 assert set(replica.states) <= set(truth) | {u.revision for u in replica.resyncs}
+
+
+@pytest.mark.slow
+async def test_partition_longer_than_compaction_in_a_three_member_cluster(prefix: bytes) -> None:
+    # The client is cut off from every member; meanwhile the store moves on and is compacted
+    # past the mirror. It comes back through another member than the one it watched on.
+    with anyio.fail_after(40):
+        async with (
+            EtcdCluster(3) as cluster,
+            open_fault_proxies(*cluster.endpoints) as proxies,
+            etcdanyio.open_etcd([p.endpoint for p in proxies], timeout=2.0) as client,
+            client.mirror(prefix, prefix=True) as mirror,
+        ):
+            oracle = Oracle(cluster.members[1].endpoint)
+            for i in range(4):
+                last = await _oput(oracle, prefix + b"%d" % i, b"before")
+            await mirror.wait_for_revision(last)
+            replica = Replica(mirror)
+            pinned = str(client._channel.current_endpoint)
+            for proxy in proxies:
+                proxy.refuse = True
+                proxy.cut()
+            await anyio.to_thread.run_sync(oracle.delete, prefix + b"0")
+            for i in range(1, 3):
+                last = await _oput(oracle, prefix + b"%d" % i, b"after")
+            await anyio.to_thread.run_sync(oracle.compact, last)
+            for proxy in proxies:
+                if proxy.endpoint != pinned:
+                    proxy.heal()
+            revision = await mirror.sync()
+            assert revision >= last
+            assert str(client._channel.current_endpoint) != pinned
+            await _check(oracle, mirror, prefix)
+            await replica.follow(revision)
+            assert replica.state == _state(mirror)
+            (resync,) = replica.resyncs
+            assert {(e.type, e.kv.key[len(prefix) :]) for e in resync.events} == {
+                (EventType.DELETE, b"0"),
+                (EventType.PUT, b"1"),
+                (EventType.PUT, b"2"),
+            }
 
 
 # ------------------------------------------------------------------- random interleavings
