@@ -10,6 +10,9 @@ from ._election_rpc import ElectionObservation as ElectionObservation
 from ._election_rpc import LeaderKey as LeaderKey
 from ._grpc import Status as Status
 from ._http import VersionResult as VersionResult
+from ._mirror import Mirror as Mirror
+from ._mirror import MirrorChanges as MirrorChanges
+from ._mirror import MirrorUpdate as MirrorUpdate
 from ._requests import SortOrder as SortOrder
 from ._requests import SortTarget as SortTarget
 from ._tls import tls_context as tls_context
@@ -194,6 +197,9 @@ __all__ = [
     "MemberNotFoundError",
     "MemberNotLeaderError",
     "MemberNotLearnerError",
+    "Mirror",
+    "MirrorChanges",
+    "MirrorUpdate",
     "NoInflightDowngradeError",
     "NoLeaderError",
     "NoSpaceError",

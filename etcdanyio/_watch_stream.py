@@ -98,6 +98,8 @@ class Watcher:
         #: events dropped because their revision was already delivered (server quirks)
         #: (also the tail of a response that raced a suspension)
         self.duplicates_dropped = 0
+        #: the start revision of the latest re-creation after the first (0: none yet)
+        self.resumed_from = 0
         #: a create refused as "permission denied" was retried with a fresh token
         self.auth_retried = False
         self._waiter: anyio.Event | None = None
@@ -138,6 +140,8 @@ class Watcher:
     # ---------------------------------------------------------- stream side
 
     def create_request(self, watch_id: int) -> bytes:
+        if self.ever_created:
+            self.resumed_from = self.next_revision
         return bytes(
             pb.WatchRequest(
                 create_request=pb.WatchCreateRequest(

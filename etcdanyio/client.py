@@ -8,7 +8,7 @@ import os
 import ssl
 import sys
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import TYPE_CHECKING, TypeVar
 
 import anyio
@@ -26,6 +26,7 @@ from ._keys import Namespace, to_bytes
 from ._kv import KVMixin
 from ._lease import LeaseMixin
 from ._maintenance import MaintenanceMixin
+from ._mirror import Mirror, open_mirror
 from ._pb import etcdserverpb as pb
 from ._requests import check_int, check_optional_seconds, check_seconds
 from ._watch_stream import WatchMixin, WatchStream
@@ -170,6 +171,29 @@ class Client(
             if scope.cancelled_caught:
                 logger.debug("endpoint auto-sync timed out, keeping the list")
             await anyio.sleep(interval)
+
+    def mirror(
+        self,
+        key: str | bytes,
+        *,
+        prefix: bool = False,
+        end: str | bytes | None = None,
+        page_size: int = 1000,
+        max_buffered: int = 10_000,
+    ) -> AbstractAsyncContextManager[Mirror]:
+        """
+        A local copy of ``key`` (or a range, with ``prefix=True`` or ``end=``), kept equal to
+        the store by a watch: ``async with client.mirror("config/", prefix=True) as m``.
+
+        The block starts once the range was read (``page_size`` keys per request, all at one
+        revision); leaving it stops the watch and the mirror's task. See :doc:`mirror`.
+
+        :param max_buffered: events the mirror's watch buffers before it is paused on the
+            server (see :meth:`watch`)
+        """
+        return open_mirror(
+            self, key, prefix=prefix, end=end, page_size=page_size, max_buffered=max_buffered
+        )
 
     async def _call(
         self,
