@@ -103,6 +103,7 @@ class AuthMixin:
         response_type: type[M],
         *,
         repeatable: bool,
+        write: bool | None = None,
     ) -> M:
         raise NotImplementedError
 
@@ -229,14 +230,27 @@ class AuthMixin:
         role: str,
         key: str | bytes,
         *,
+        permission: Permission | str,
         end: str | bytes | None = None,
         prefix: bool = False,
-        permission: Permission = Permission.READWRITE,
     ) -> None:
-        """Let ``role`` read and/or write ``key`` (or a range: ``prefix=True`` or ``end=``)."""
+        """
+        Let ``role`` read and/or write ``key`` (or a range: ``prefix=True`` or ``end=``).
+
+        :param permission: ``Permission.READ``, ``WRITE`` or ``READWRITE`` (or their names);
+            required: clients differ on the default (etcd3-py grants READ, others READWRITE),
+            so there is none
+        :raises TypeError: if ``permission`` is missing or not a permission
+        :raises RoleNotFoundError: if the role does not exist
+        """
         start, range_end = key_range(key, end, prefix=prefix)
+        if isinstance(permission, str) and permission.upper() in Permission.__members__:
+            permission = Permission[permission.upper()]
         if not isinstance(permission, Permission):
-            raise TypeError(f"permission must be a Permission, got {permission!r}")
+            raise TypeError(
+                "permission must be a Permission or one of 'read', 'write', 'readwrite', "
+                f"got {permission!r}"
+            )
         request = pb.AuthRoleGrantPermissionRequest(
             name=_name(role, "role name"),
             perm=authpb.Permission(

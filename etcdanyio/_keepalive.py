@@ -50,17 +50,43 @@ class LeaseLost(Exception):
 class Registration:
     """A lease kept alive by the shared stream, and the scopes that depend on it."""
 
-    __slots__ = ("deadline", "id", "lost", "next_send", "scopes", "sent", "ttl")
+    __slots__ = (
+        "deadline",
+        "id",
+        "interval",
+        "lost",
+        "next_send",
+        "owners",
+        "scopes",
+        "sent",
+        "ttl",
+    )
 
-    def __init__(self, lease_id: int, ttl: int, sent_at: float, scope: anyio.CancelScope) -> None:
+    def __init__(
+        self,
+        lease_id: int,
+        ttl: int,
+        sent_at: float,
+        scope: anyio.CancelScope,
+        interval: float | None = None,
+    ) -> None:
         self.id = lease_id
         self.ttl = ttl
         self.deadline = sent_at + ttl
+        #: seconds between keepalives (``None``: a third of the TTL)
+        self.interval = interval
+        #: the scopes that registered this lease (kept alive until the last one leaves)
+        self.owners = 1
         #: send times of the keepalives not answered yet, oldest first (answers come in order)
         self.sent: collections.deque[float] = collections.deque()
-        self.next_send = sent_at + ttl / 3
+        self.next_send = sent_at + self.period
         self.lost: BaseException | None = None
         self.scopes: set[anyio.CancelScope] = {scope}
+
+    @property
+    def period(self) -> float:
+        """Seconds from an answered keepalive to the next one."""
+        return self.interval if self.interval is not None else self.ttl / 3
 
     def add(self, scope: anyio.CancelScope) -> None:
         if self.lost is not None:
@@ -104,9 +130,25 @@ class KeepAliveStream:
         return len(self._regs)
 
     def register(
-        self, lease_id: int, ttl: int, sent_at: float, scope: anyio.CancelScope
+        self,
+        lease_id: int,
+        ttl: int,
+        sent_at: float,
+        scope: anyio.CancelScope,
+        *,
+        interval: float | None = None,
     ) -> Registration:
-        registration = Registration(lease_id, ttl, sent_at, scope)
+        existing = self._regs.get(lease_id)
+        if existing is not None and existing.lost is None:
+            # Kept alive already (client.keepalive() of one of our own leases): share it.
+            existing.owners += 1
+            existing.add(scope)
+            if interval is not None:
+                existing.interval = min(interval, existing.interval or interval)
+                existing.next_send = min(existing.next_send, anyio.current_time() + interval)
+                self._wake()
+            return existing
+        registration = Registration(lease_id, ttl, sent_at, scope, interval)
         self._regs[lease_id] = registration
         if not self._running:
             self._running = True
@@ -114,8 +156,13 @@ class KeepAliveStream:
         self._wake()
         return registration
 
-    def unregister(self, registration: Registration) -> None:
-        if self._regs.get(registration.id) is registration:
+    def unregister(
+        self, registration: Registration, scope: anyio.CancelScope | None = None
+    ) -> None:
+        if scope is not None:
+            registration.discard(scope)
+        registration.owners -= 1
+        if registration.owners <= 0 and self._regs.get(registration.id) is registration:
             del self._regs[registration.id]
         self._wake()
 
@@ -194,7 +241,9 @@ class KeepAliveStream:
                 for registration in due:
                     registration.sent.append(now)
                     # Until answered, check again no sooner than TTL/3 from now.
-                    registration.next_send = now + max(registration.ttl / 3, 0.1)
+                    registration.next_send = now + max(
+                        min(registration.period, registration.ttl / 3), 0.1
+                    )
                 await call.send_messages([encode_lease_keepalive(r.id) for r in due])
                 continue
             next_send = min((r.next_send for r in self._regs.values()), default=math.inf)
@@ -221,4 +270,4 @@ class KeepAliveStream:
             registration.deadline = max(registration.deadline, sent_at + ttl)
             # Later than any time the writer sleeps towards: no need to wake it (waking
             # it on every answer made a round cost O(leases²)).
-            registration.next_send = anyio.current_time() + ttl / 3
+            registration.next_send = anyio.current_time() + registration.period

@@ -73,6 +73,7 @@ class KVMixin:
         response_type: type[M],
         *,
         repeatable: bool,
+        write: bool | None = None,
     ) -> M:
         raise NotImplementedError
 
@@ -129,18 +130,39 @@ class KVMixin:
         """
         The key's current value (or at ``revision``), or ``None`` if it does not exist.
 
+        :meth:`get_result` reads the same and also gives the response header (the revision
+        the read saw).
+
         :param serializable: serve from the local member without consensus (may be stale)
         :raises CompactedError: if ``revision`` has been compacted
         """
+        result = await self._send_range(self._encode_get(key, revision, serializable))
+        return result.kvs[0] if result.kvs else None
+
+    async def get_result(
+        self, key: str | bytes, *, revision: int = 0, serializable: bool = False
+    ) -> RangeResult:
+        """
+        Read one key as :meth:`get` does, with the whole response: ``.header.revision`` is the
+        store's revision when the read was served (what optimistic concurrency compares
+        against, also when the key does not exist), and the result is a sequence of zero or
+        one ``KeyValue`` (``result[0]`` if ``result``).
+
+        :param serializable: serve from the local member without consensus (may be stale)
+        :raises CompactedError: if ``revision`` has been compacted
+
+        .. versionadded:: 0.1
+        """
+        return await self._send_range(self._encode_get(key, revision, serializable))
+
+    def _encode_get(self, key: str | bytes, revision: int, serializable: bool) -> bytes:
+        """The RangeRequest of :meth:`get` and :meth:`get_result`, validated."""
         if revision == 0 and type(revision) is int and type(serializable) is bool:
             # The common case, with the checks key_range() and range_fields() make.
-            result = await self._send_range(
-                _codec.encode_range(self._ns.key(to_key(key)), serializable=serializable)
-            )
-        else:
-            start, _ = key_range(key)
-            result = await self._range(start, b"", revision=revision, serializable=serializable)
-        return result.kvs[0] if result.kvs else None
+            return _codec.encode_range(self._ns.key(to_key(key)), serializable=serializable)
+        start, _ = key_range(key)
+        fields = range_fields(self._ns, start, b"", revision=revision, serializable=serializable)
+        return _codec.encode_range(**fields)
 
     async def get_prefix(self, prefix: str | bytes, **options: Any) -> RangeResult:
         """
@@ -318,8 +340,19 @@ class KVMixin:
         )
         return result.succeeded
 
-    async def replace(self, key: str | bytes, old: str | bytes, new: str | bytes) -> bool:
-        """Set ``key`` to ``new`` only if its value is ``old``; ``True`` if it was replaced."""
+    async def replace(
+        self, key: str | bytes, old: str | bytes, new: str | bytes, *, lease: Any = None
+    ) -> bool:
+        """
+        Set ``key`` to ``new`` only if its value is ``old`` (one transaction); ``True`` if it
+        was replaced.
+
+        :param lease: a ``Lease`` or lease ID to attach the new value to; ``None`` detaches the
+            key from any lease, as every put without ``ignore_lease`` does
+        :raises LeaseNotFoundError: if the lease does not exist
+        """
         to_bytes(new, "new value")
-        result = await self.txn(compare=[_txn.value(key) == old], success=[_txn.put(key, new)])
+        result = await self.txn(
+            compare=[_txn.value(key) == old], success=[_txn.put(key, new, lease=lease)]
+        )
         return result.succeeded

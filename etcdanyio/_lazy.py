@@ -33,8 +33,10 @@ class LazyModule(types.ModuleType):
 if TYPE_CHECKING:  # type checkers see the modules themselves
     from ._pb import authpb as authpb
     from ._pb import etcdserverpb as etcdserverpb
+    from ._pb import v3electionpb as v3electionpb
     from ._pb import v3lockpb as v3lockpb
 else:
     authpb = LazyModule("etcdanyio._pb.authpb")
     etcdserverpb = LazyModule("etcdanyio._pb.etcdserverpb")
+    v3electionpb = LazyModule("etcdanyio._pb.v3electionpb")
     v3lockpb = LazyModule("etcdanyio._pb.v3lockpb")

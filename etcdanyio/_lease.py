@@ -10,7 +10,7 @@ import anyio
 from ._grpc import GrpcError, Status, TransportError
 from ._keepalive import KeepAliveStream
 from ._lazy import etcdserverpb as pb  # imported on first use
-from ._requests import check_int, lease_id
+from ._requests import check_int, check_optional_seconds, lease_id
 from .errors import LeaseNotFoundError, translate
 from .lease import Lease, LeaseGrantResult, LeaseTimeToLiveResult
 from .types import ResponseHeader
@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     import betterproto2
     from anyio.abc import TaskGroup
 
+    from ._cleanup import Cleanups
     from ._grpc import Channel
     from ._keys import Namespace
 
@@ -49,6 +50,7 @@ class LeaseMixin:
     _ns: Namespace
     _keepalive_stream: KeepAliveStream | None
     _timeout: float | None
+    _cleanups: Cleanups
 
     def _stream_metadata(self) -> bytes:
         raise NotImplementedError
@@ -63,24 +65,57 @@ class LeaseMixin:
         response_type: type[M],
         *,
         repeatable: bool,
+        write: bool | None = None,
     ) -> M:
         raise NotImplementedError
 
-    def lease(self, ttl: int, *, id: int = 0) -> Lease:
+    def lease(self, ttl: int, *, id: int = 0, interval: float | None = None) -> Lease:
         """
         A lease for an ``async with`` block: granted on entry, kept alive while
-        the block runs, revoked on exit.
+        the block runs, revoked on exit (or by :meth:`Lease.revoke` from inside).
 
         If the lease is lost meanwhile (expired, revoked elsewhere, or no
         keepalive answered within its TTL), the block is cancelled and
         :class:`~etcdanyio.LeaseExpiredError` is raised from the ``async with``.
 
         :param ttl: seconds; etcd raises a TTL below its minimum silently
-        :param id: ask for this lease ID (0: etcd chooses)
+        :param id: ask for this lease ID (0: a random one, so that a grant whose answer
+            was lost can be found and revoked)
+        :param interval: seconds between keepalives (default: a third of the TTL)
         """
         _check_ttl(ttl)
         check_int(id, "id")
-        return Lease(self, ttl, lease_id=id)
+        return Lease(self, ttl, lease_id=id, interval=_check_interval(interval))
+
+    def keepalive(
+        self, lease_id: Any, *, interval: float | None = None, revoke: bool = False
+    ) -> Lease:
+        """
+        Keep an existing lease alive for an ``async with`` block: one granted elsewhere (by
+        another process, :meth:`lease_grant`, Go's ``Grant``), adopted by its ID (Go's
+        ``KeepAlive(id)``, etcd3-py's ``Lease(ID=..., new=False)``).
+
+        Kept alive on the client's shared keepalive stream like :meth:`lease`; if it is lost,
+        the block is cancelled and :class:`~etcdanyio.LeaseExpiredError` raised. Leaving the
+        block stops the keepalives but does **not** revoke the lease (it expires after its
+        TTL) unless ``revoke=True`` or :meth:`Lease.revoke` was called. The result can be
+        passed as ``session=`` to locks and campaigns.
+
+        :param lease_id: the lease's ID (or a :class:`Lease`)
+        :param interval: seconds between keepalives (default: a third of the TTL)
+        :param revoke: revoke the lease when the block exits
+        :raises LeaseNotFoundError: on entry, if the lease does not exist
+
+        .. versionadded:: 0.1
+        """
+        return Lease(
+            self,
+            1,
+            lease_id=_lease_id(lease_id),
+            adopt=True,
+            revoke=bool(revoke),
+            interval=_check_interval(interval),
+        )
 
     def session(self, ttl: int = 60) -> Lease:
         """
@@ -107,13 +142,17 @@ class LeaseMixin:
         ``id`` is given.
         """
         request = pb.LeaseGrantRequest(ttl=_check_ttl(ttl), id=check_int(id, "id"))
-        response = await self._call(_GRANT, request, pb.LeaseGrantResponse, repeatable=bool(id))
+        response = await self._call(
+            _GRANT, request, pb.LeaseGrantResponse, repeatable=bool(id), write=True
+        )
         return LeaseGrantResult(ResponseHeader.from_pb(response.header), response.id, response.ttl)
 
     async def lease_revoke(self, lease_id: Any) -> ResponseHeader:
         """Revoke a lease: its keys are deleted. :raises LeaseNotFoundError: if it is gone."""
         request = pb.LeaseRevokeRequest(id=_lease_id(lease_id))
-        response = await self._call(_REVOKE, request, pb.LeaseRevokeResponse, repeatable=True)
+        response = await self._call(
+            _REVOKE, request, pb.LeaseRevokeResponse, repeatable=True, write=True
+        )
         return ResponseHeader.from_pb(response.header)
 
     async def lease_time_to_live(
@@ -159,6 +198,10 @@ class LeaseMixin:
                 Status.NOT_FOUND, "etcdserver: requested lease not found", applied=False
             )
         return response.ttl
+
+
+def _check_interval(interval: object) -> float | None:
+    return check_optional_seconds(interval, "interval")
 
 
 def _lease_id(lease: Any) -> int:

@@ -21,9 +21,9 @@ import anyio
 from ._cluster import check_member_id
 from ._grpc import GrpcError, TransportError
 from ._lazy import etcdserverpb as pb  # imported on first use
-from ._requests import check_int
+from ._requests import check_int, check_seconds
 from .errors import EtcdError, PermissionDeniedError, SnapshotError, translate
-from .types import Alarm, AlarmType, HashKVResult, HealthResult, StatusResult
+from .types import Alarm, AlarmType, HashKVResult, HealthResult, Member, StatusResult
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Sequence
@@ -131,6 +131,7 @@ class MaintenanceMixin:
         response_type: type[M],
         *,
         repeatable: bool,
+        write: bool | None = None,
     ) -> M:
         raise NotImplementedError
 
@@ -161,7 +162,8 @@ class MaintenanceMixin:
             is connected to
         :return: ``.version``, ``.db_size``, ``.db_size_in_use``, ``.leader``, ``.raft_index``,
             ``.raft_term``, ``.raft_applied_index``, ``.is_learner``, ``.errors``, ``.header``
-            and ``.member_id`` (the member that answered)
+            and ``.member_id`` (the member that answered); ``.leader`` is an ID,
+            :meth:`leader` gives the leader as a :class:`Member`
         :raises ConnectionFailedError: if ``endpoint`` cannot be reached
 
         .. versionadded:: 0.1
@@ -175,6 +177,34 @@ class MaintenanceMixin:
         )
         return StatusResult.from_pb(response)
 
+    async def leader(self, endpoint: str | None = None) -> Member | None:
+        """
+        The cluster's Raft leader as a :class:`Member` (name, URLs), as the member asked sees
+        it: :meth:`status` names the leader by ID, and the member list (linearizable, from the
+        same connection) gives the rest. Two reads.
+
+        :param endpoint: a client URL of the member to ask; ``None``: the member this client
+            is connected to
+        :return: the leader, or ``None`` if the member knows of none (an election is under way)
+            or it left the cluster between the two reads
+
+        .. versionadded:: 0.1
+        """
+        leader_id = (await self.status(endpoint)).leader
+        if not leader_id:
+            return None
+        response = await self._call_at(
+            _MEMBER_LIST,
+            pb.MemberListRequest(linearizable=True),
+            pb.MemberListResponse,
+            repeatable=True,
+            endpoints=_one(endpoint),
+        )
+        for member in response.members:
+            if member.id == leader_id:
+                return Member.from_pb(member)
+        return None
+
     async def _alarm_list(self, endpoints: Sequence[str] | None = None) -> list[Alarm]:
         request = pb.AlarmRequest(action=pb.AlarmRequestAlarmAction.GET)
         response = await self._call_at(
@@ -182,15 +212,27 @@ class MaintenanceMixin:
         )
         return [Alarm.from_pb(a) for a in response.alarms]
 
-    async def alarms(self) -> list[Alarm]:
+    async def alarms(
+        self, member_id: int = 0, alarm: AlarmType | str = AlarmType.NONE
+    ) -> list[Alarm]:
         """
-        The alarms raised in the cluster, on any member.
+        The alarms raised in the cluster, on any member, or only those of ``member_id`` and of
+        the type ``alarm``.
 
+        :param member_id: only this member's alarms; ``0`` (the default): every member's
+        :param alarm: only alarms of this type; ``AlarmType.NONE`` (the default): every type
         :return: one :class:`Alarm` (``.member_id``, ``.alarm``) per member and alarm type
+        :raises ValueError: if ``alarm`` is not an alarm type or ``member_id`` is negative
 
         .. versionadded:: 0.1
         """
-        return await self._alarm_list()
+        member = check_member_id(member_id, zero=True)
+        kind = _alarm_type(alarm)
+        return [
+            a
+            for a in await self._alarm_list()
+            if member in (0, a.member_id) and kind in (AlarmType.NONE, a.alarm)
+        ]
 
     async def alarm_disarm(
         self, member_id: int = 0, alarm: AlarmType | str = AlarmType.NOSPACE
@@ -218,11 +260,7 @@ class MaintenanceMixin:
         if member and kind is not AlarmType.NONE:
             targets = [Alarm(member, kind)]
         else:
-            targets = [
-                a
-                for a in await self._alarm_list()
-                if member in (0, a.member_id) and kind in (AlarmType.NONE, a.alarm)
-            ]
+            targets = await self.alarms(member, kind)
         disarmed: list[Alarm] = []
         for target in targets:
             request = pb.AlarmRequest(
@@ -406,6 +444,7 @@ class MaintenanceMixin:
 
         .. versionadded:: 0.1
         """
+        check_seconds(timeout, "timeout")
         endpoints = _one(endpoint)
         started = anyio.current_time()
         reason = ""

@@ -8,6 +8,7 @@ what was got. The namespace prefix is applied here too.
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 from ._grpc._status import NamedIntEnum
@@ -61,6 +62,33 @@ def check_int(value: object, what: str, *, minimum: int = 0) -> int:
     if value >= 2**63:
         raise ValueError(f"{what} must fit in 64 bits, got {value}")
     return value
+
+
+def check_seconds(value: object, what: str, *, zero: bool = False) -> float:
+    """
+    A finite number of seconds (``int`` or ``float``, not a bool, never NaN or inf): positive,
+    or also 0 with ``zero=True``. The one check of every duration argument, so that a NaN
+    never reaches a deadline or a sleep.
+    """
+    return _seconds(value, what, zero=zero, optional=False)
+
+
+def check_optional_seconds(value: object, what: str, *, zero: bool = False) -> float | None:
+    """:func:`check_seconds`, or ``None`` (no limit)."""
+    return None if value is None else _seconds(value, what, zero=zero, optional=True)
+
+
+def _seconds(value: object, what: str, *, zero: bool, optional: bool) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        allowed = "a number of seconds" + (" or None" if optional else "")
+        raise TypeError(f"{what} must be {allowed}, got {value!r} ({type(value).__name__})")
+    if not math.isfinite(value):
+        hint = " (use None for no limit)" if optional and value == math.inf else ""
+        raise ValueError(f"{what} must be a finite number of seconds, got {value!r}{hint}")
+    if value < 0 or (value == 0 and not zero):
+        rule = "must not be negative" if zero else "must be a positive number of seconds"
+        raise ValueError(f"{what} {rule}, got {value!r}")
+    return float(value)
 
 
 def lease_id(lease: object) -> int:

@@ -101,7 +101,10 @@ class Watcher:
         self.created = anyio.Event()
         self.fragments: list[Event] = []
         #: events dropped because their revision was already delivered (server quirks)
+        #: (also the tail of a response that raced a suspension)
         self.duplicates_dropped = 0
+        #: the start revision of the latest re-creation after the first (0: none yet)
+        self.resumed_from = 0
         #: a create refused as "permission denied" was retried with a fresh token
         self.auth_retried = False
         self._waiter: anyio.Event | None = None
@@ -124,13 +127,15 @@ class Watcher:
             if self.batches:
                 batch = self.batches.popleft()
                 self.buffered -= len(batch.events)
+                if self.suspended and self.buffered <= self.max_buffered // 2:
+                    # Half drained: resume now, so that etcd's catching up (its unsynced
+                    # watchers are served every 100 ms) overlaps with reading the rest.
+                    self.stream.resume(self)
                 if batch.events or progress:
                     return batch
                 continue
             if self.error is not None:
                 raise self.error
-            if self.suspended:
-                self.stream.resume(self)
             waiter = self._waiter = anyio.Event()
             await waiter.wait()
 
@@ -140,6 +145,8 @@ class Watcher:
     # ---------------------------------------------------------- stream side
 
     def create_request(self, watch_id: int) -> bytes:
+        if self.ever_created:
+            self.resumed_from = self.next_revision
         return bytes(
             pb.WatchRequest(
                 create_request=pb.WatchCreateRequest(
@@ -191,20 +198,15 @@ class Watcher:
             events = fresh
             if not events:
                 return True
-        full = self.buffered + len(events) > self.max_buffered
-        if full:
-            # Take whole revisions up to the bound (at least one revision when the
-            # buffer is empty, to make progress); the rest stays on the server.
-            events = _whole_revisions(
-                events, self.max_buffered - self.buffered, at_least_one=not self.buffered
-            )
-            if not events:
-                return False
+        # Every event that arrived is kept, also past the bound (the response is in memory
+        # already; dropping its tail would make etcd send it again). Past the bound, the
+        # watch is suspended on the server until the consumer has read half the buffer:
+        # at most max_buffered events plus one response are held.
         self.batches.append(WatchBatch(events, events[-1].kv.mod_revision))
         self.buffered += len(events)
         self.next_revision = events[-1].kv.mod_revision + 1
         self._wake()
-        return not full
+        return self.buffered <= self.max_buffered
 
     def on_progress(self, revision: int) -> None:
         # A notification for the last revision received still says "nothing newer":
@@ -218,25 +220,6 @@ class Watcher:
         else:
             batches.append(WatchBatch([], revision))
         self._wake()
-
-
-def _whole_revisions(events: list[Event], room: int, *, at_least_one: bool) -> list[Event]:
-    """
-    The longest prefix of ``events`` that ends on a revision boundary and holds at
-    most ``room`` events; with ``at_least_one``, the first revision even if it is
-    bigger (an empty buffer must still make progress).
-    """
-    taken = 0
-    n = len(events)
-    while taken < n:
-        revision = events[taken].kv.mod_revision
-        end = taken + 1
-        while end < n and events[end].kv.mod_revision == revision:
-            end += 1
-        if end > room and not (at_least_one and taken == 0):
-            break
-        taken = end
-    return events[:taken]
 
 
 def _strip(ns: Namespace, events: list[Event]) -> list[Event]:
@@ -551,10 +534,14 @@ class WatchMixin:
         :param prev_kv: give each event the key as it was before (``event.prev_kv``)
         :param progress_notify: let the server send periodic progress notifications
             (see :meth:`Watch.batches`)
-        :param filters: ``Filter.NO_PUT`` / ``Filter.NO_DELETE`` (or ``"no_put"``...)
+        :param filters: ``Filter.NO_PUT`` / ``Filter.NO_DELETE``, or their names (``"no_put"``,
+            ``"noput"``, ``"NOPUT"``, ...)
         :param fragment: let etcd split huge responses (they are reassembled here)
         :param max_buffered: events buffered for a slow consumer before the watch is
-            paused on the server (and later resumed, losing nothing)
+            paused on the server (and resumed once half of them were read, losing nothing).
+            What already arrived is kept, so at most ``max_buffered`` events plus one
+            response are held (etcd sends at most 1,000 revisions in a response to a watch
+            catching up)
         :raises WatchCompactedError: from the iterator, after every event before the
             gap, if ``start_revision`` is compacted (etcd confirms such a watch, then
             cancels it) or the watch falls behind compaction while resuming
@@ -563,8 +550,7 @@ class WatchMixin:
         start, range_end = key_range(key, end, prefix=prefix)
         if start_revision is not None:
             check_int(start_revision, "start_revision", minimum=1)
-        if isinstance(max_buffered, bool) or max_buffered < 1:
-            raise ValueError(f"max_buffered must be a positive int, got {max_buffered!r}")
+        check_int(max_buffered, "max_buffered", minimum=1)
         watcher = Watcher(
             self._watches(),
             key=self._ns.key(start),
@@ -593,8 +579,15 @@ class WatchMixin:
         start_revision: int | None = None,
         prev_kv: bool = False,
         filters: Iterable[Filter | str] = (),
+        progress_notify: bool = False,
+        fragment: bool = False,
     ) -> Event:
-        """The first event on ``key`` (or range); bound the wait with a cancel scope."""
+        """
+        The first event on ``key`` (or range); bound the wait with a cancel scope.
+
+        Takes the options of :meth:`watch`; progress notifications carry no event, so
+        ``progress_notify`` only keeps the server's side of the watch informed.
+        """
         async with self.watch(
             key,
             prefix=prefix,
@@ -602,6 +595,8 @@ class WatchMixin:
             start_revision=start_revision,
             prev_kv=prev_kv,
             filters=filters,
+            progress_notify=progress_notify,
+            fragment=fragment,
         ) as events:
             return await events.__anext__()
 
@@ -618,9 +613,18 @@ class WatchMixin:
         return self._watch_stream
 
 
+#: filter names, also as etcd's proto spells them (``NOPUT``) and etcetra's/etcd3gw's
+_FILTER_NAMES = {name.replace("_", ""): member for name, member in Filter.__members__.items()}
+
+
 def _filter(value: object) -> int:
     if isinstance(value, Filter):
         return int(value)
-    if isinstance(value, str) and value.upper() in Filter.__members__:
-        return int(Filter[value.upper()])
-    raise ValueError(f"filters must hold Filter.NO_PUT/NO_DELETE or their names, got {value!r}")
+    if isinstance(value, str):
+        member = _FILTER_NAMES.get(value.upper().replace("_", ""))
+        if member is not None:
+            return int(member)
+    raise ValueError(
+        "filters must hold Filter.NO_PUT/NO_DELETE or their names "
+        f"('no_put', 'noput', ...), got {value!r}"
+    )

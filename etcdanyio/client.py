@@ -5,16 +5,19 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import ssl
 import sys
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import TYPE_CHECKING, TypeVar
 
 import anyio
 
 from ._auth import REAUTHENTICATE, AuthMixin, Credentials
+from ._cleanup import CLEANUP_TIMEOUT, Cleanups, KeyGuards, cleaning
 from ._cluster import ClusterMixin
 from ._discovery import discover_endpoints, endpoints_from_members
+from ._election_rpc import ElectionRpcMixin
 from ._grpc import Channel, Endpoint, GrpcError, Status, TransportError
 from ._grpc._channel import ChannelOptions
 from ._grpc._headers import encode_metadata
@@ -24,17 +27,17 @@ from ._kv import KVMixin
 from ._lazy import etcdserverpb as pb  # imported on first use
 from ._lease import LeaseMixin
 from ._maintenance import MaintenanceMixin
+from ._mirror import Mirror, open_mirror
+from ._requests import check_int, check_optional_seconds, check_seconds
 from ._watch_stream import WatchMixin, WatchStream
 from .election import ElectionMixin
-from .errors import EtcdError, translate, unsupported
+from .errors import DEADLINE_MESSAGES, EtcdError, translate, unsupported
 from .lock import LockMixin
 
 if sys.version_info < (3, 11):
     from exceptiongroup import BaseExceptionGroup
 
 if TYPE_CHECKING:
-    import ssl
-
     import betterproto2
     from anyio.abc import TaskGroup
 
@@ -82,6 +85,7 @@ class Client(
     LeaseMixin,
     LockMixin,
     ElectionMixin,
+    ElectionRpcMixin,
     AuthMixin,
     HttpMixin,
 ):
@@ -112,6 +116,9 @@ class Client(
         #: the encoded ``token`` metadata of every call (empty without auth)
         self._token_metadata = b""
         self._auth_lock = anyio.Lock()
+        #: clean-ups left to the background, and the guards of keys shared by sessions
+        self._cleanups = Cleanups(self, task_group)
+        self._key_guards = KeyGuards()
 
     def __repr__(self) -> str:
         parts = [f"endpoints={self.endpoints!r}"]
@@ -173,6 +180,29 @@ class Client(
                 logger.debug("endpoint auto-sync timed out, keeping the list")
             await anyio.sleep(interval)
 
+    def mirror(
+        self,
+        key: str | bytes,
+        *,
+        prefix: bool = False,
+        end: str | bytes | None = None,
+        page_size: int = 1000,
+        max_buffered: int = 10_000,
+    ) -> AbstractAsyncContextManager[Mirror]:
+        """
+        A local copy of ``key`` (or a range, with ``prefix=True`` or ``end=``), kept equal to
+        the store by a watch: ``async with client.mirror("config/", prefix=True) as m``.
+
+        The block starts once the range was read (``page_size`` keys per request, all at one
+        revision); leaving it stops the watch and the mirror's task. See :doc:`mirror`.
+
+        :param max_buffered: events the mirror's watch buffers before it is paused on the
+            server (see :meth:`watch`)
+        """
+        return open_mirror(
+            self, key, prefix=prefix, end=end, page_size=page_size, max_buffered=max_buffered
+        )
+
     async def _call(
         self,
         path: str,
@@ -180,13 +210,24 @@ class Client(
         response_type: type[M],
         *,
         repeatable: bool,
+        write: bool | None = None,
     ) -> M:
-        raw = await self._call_raw(path, bytes(request), repeatable=repeatable)
+        raw = await self._call_raw(path, bytes(request), repeatable=repeatable, write=write)
         return response_type.parse(raw)
 
     async def _call_raw(
-        self, path: str, request: bytes, *, repeatable: bool, channel: Channel | None = None
+        self,
+        path: str,
+        request: bytes,
+        *,
+        repeatable: bool,
+        channel: Channel | None = None,
+        write: bool | None = None,
     ) -> bytes:
+        """
+        One unary call. ``repeatable``: safe to retry; ``write``: may change state (default:
+        not ``repeatable``), so that a failure after it was sent has ``applied=None``.
+        """
         channel = self._channel if channel is None else channel
         metadata = self._token_metadata
         try:
@@ -200,21 +241,29 @@ class Client(
             await self._reauthenticate(metadata)
             return await self._unary(channel, path, request, repeatable, self._token_metadata)
         except (GrpcError, TransportError) as exc:
-            if isinstance(exc, GrpcError) and (
-                exc.status == Status.DEADLINE_EXCEEDED or exc.message in _DEADLINE_MESSAGES
-            ):
-                await _let_deadline_fire()
             if isinstance(exc, GrpcError) and exc.status == Status.UNIMPLEMENTED:
                 raise unsupported(path, exc.message) from exc
-            raise translate(exc, write=not repeatable) from exc
+            raise translate(exc, write=not repeatable if write is None else write) from exc
 
     async def _unary(
         self, channel: Channel, path: str, request: bytes, repeatable: bool, metadata: bytes
     ) -> bytes:
-        if self._timeout is None:
-            return await channel.unary(path, request, repeatable=repeatable, metadata=metadata)
-        with anyio.fail_after(self._timeout):
-            return await channel.unary(path, request, repeatable=repeatable, metadata=metadata)
+        try:
+            if self._timeout is None or cleaning():
+                return await channel.unary(path, request, repeatable=repeatable, metadata=metadata)
+            with anyio.fail_after(self._timeout):
+                try:
+                    return await channel.unary(
+                        path, request, repeatable=repeatable, metadata=metadata
+                    )
+                except GrpcError as exc:
+                    if exc.status == Status.DEADLINE_EXCEEDED or exc.message in DEADLINE_MESSAGES:
+                        await _let_deadline_fire()  # the client's timeout, if it was that
+                    raise
+        except GrpcError as exc:
+            if exc.status == Status.DEADLINE_EXCEEDED or exc.message in DEADLINE_MESSAGES:
+                await _let_deadline_fire()
+            raise
 
     async def _authenticate(self) -> None:
         """Get a token with the client's credentials (no token is sent for this call)."""
@@ -383,13 +432,23 @@ async def open_etcd(
     credentials = (
         Credentials(username, password) if username is not None and password is not None else None
     )
-    for name, value in (
-        ("timeout", timeout),
-        ("connect_timeout", connect_timeout),
-        ("auto_sync_interval", auto_sync_interval),
-    ):
-        if value is not None and (isinstance(value, bool) or value <= 0):
-            raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
+    timeout = check_optional_seconds(timeout, "timeout")
+    connect_timeout = check_seconds(connect_timeout, "connect_timeout")
+    keepalive_interval = check_seconds(keepalive_interval, "keepalive_interval")
+    keepalive_timeout = check_seconds(keepalive_timeout, "keepalive_timeout")
+    auto_sync_interval = check_optional_seconds(auto_sync_interval, "auto_sync_interval")
+    check_int(max_receive_message, "max_receive_message", minimum=1)
+    check_int(max_send_message, "max_send_message", minimum=1)
+    if ssl_context is not None and not isinstance(ssl_context, ssl.SSLContext):
+        raise TypeError(
+            f"ssl_context must be an ssl.SSLContext, got {ssl_context!r} "
+            f"({type(ssl_context).__name__})"
+        )
+    if tls_server_hostname is not None and not isinstance(tls_server_hostname, str):
+        raise TypeError(
+            f"tls_server_hostname must be a str, got {tls_server_hostname!r} "
+            f"({type(tls_server_hostname).__name__})"
+        )
     if discovery_srv is not None:
         parsed = await discover_endpoints(
             discovery_srv,
@@ -409,6 +468,7 @@ async def open_etcd(
     try:
         async with anyio.create_task_group() as tg:
             channel = Channel(parsed, tg, ssl_context=ssl_context, options=options)
+            client: Client | None = None
             try:
                 client = Client(
                     channel, tg, timeout=timeout, namespace=prefix, credentials=credentials
@@ -423,6 +483,8 @@ async def open_etcd(
                 raise
             finally:
                 with anyio.CancelScope(shield=True):
+                    if client is not None:
+                        await client._cleanups.close(CLEANUP_TIMEOUT)
                     await channel.aclose()
                 tg.cancel_scope.cancel()
     except BaseExceptionGroup as group:
@@ -433,17 +495,14 @@ async def open_etcd(
 
 
 _HASLEADER = encode_metadata([("hasleader", "true")])
-#: etcd 3.5.1 reports the expired grpc-timeout as UNKNOWN with this text
-_DEADLINE_MESSAGES = frozenset(
-    {"context deadline exceeded", "etcdserver: context deadline exceeded"}
-)
 
 
 async def _let_deadline_fire() -> None:
     """
-    etcd answered DEADLINE_EXCEEDED for the deadline we sent it: if that was the
-    caller's own cancel scope, let the scope fire (it is due now) so the caller
-    sees its ``TimeoutError`` or ``move_on_after``, not an error of ours.
+    etcd gave up on the deadline we sent it (DEADLINE_EXCEEDED, or UNAVAILABLE "request timed
+    out" for a proposal): if that deadline was a cancel scope's (the caller's own or the
+    client's default timeout), let the scope fire (it is due now), so that the caller sees its
+    ``TimeoutError`` or ``move_on_after``, not an error of ours.
     """
     if anyio.current_effective_deadline() <= anyio.current_time():
         await anyio.sleep_forever()

@@ -20,17 +20,18 @@ same keys as ``etcdctl elect`` and Go's election, so they interoperate.
 from __future__ import annotations
 
 import contextlib
-import math
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
 import anyio
 
 from . import txn
+from ._cleanup import Write
+from ._election_rpc import LeaderKey
 from ._keys import to_bytes
-from ._requests import SortOrder, SortTarget
+from ._requests import SortOrder, SortTarget, check_int
 from .errors import EtcdError, LeaseExpiredError
-from .lock import check_session, delete_quietly, enqueue, release_key, wait_for_predecessors
+from .lock import check_session, enqueue, remove_key, wait_for_predecessors
 from .watch import EventType
 
 if TYPE_CHECKING:
@@ -43,7 +44,14 @@ if TYPE_CHECKING:
     from .lease import Lease
     from .types import KeyValue
 
-__all__ = ["Election", "Leadership", "LeadershipLostError", "NotLeaderError", "Observation"]
+__all__ = [
+    "Election",
+    "LeaderKey",
+    "Leadership",
+    "LeadershipLostError",
+    "NotLeaderError",
+    "Observation",
+]
 
 
 class NotLeaderError(EtcdError):
@@ -60,22 +68,50 @@ class LeadershipLostError(LeaseExpiredError):
 class Leadership:
     """What a won campaign holds: its key, revision and current value."""
 
-    def __init__(self, client: Client, key: bytes, revision: int, value: bytes, lease: Lease):
+    def __init__(
+        self,
+        client: Client,
+        key: bytes,
+        revision: int,
+        value: bytes,
+        lease: Lease | None,
+        *,
+        name: bytes = b"",
+        lease_id: int = 0,
+    ):
         self._client = client
+        #: the election's name
+        self.name = name
         #: the leader key (without the client's namespace)
         self.key = key
         #: its create revision: a fencing token
         self.revision = revision
         #: the value last proclaimed
         self.value = value
-        self.lease = lease
+        self._lease = lease
+        self._lease_id = lease.id if lease is not None else lease_id
         self._resigned = False
+
+    @property
+    def lease(self) -> Lease:
+        """
+        The campaign's lease. A leadership resumed from a :class:`LeaderKey` has none here
+        (its lease's ID is ``leader_key.lease``).
+        """
+        if self._lease is None:
+            raise RuntimeError("a resumed leadership has no Lease here; see leader_key.lease")
+        return self._lease
 
     def __repr__(self) -> str:
         return (
-            f"Leadership(key={self.key!r}, revision={self.revision}, value={self.value!r}, "
-            f"resigned={self._resigned})"
+            f"Leadership(name={self.name!r}, key={self.key!r}, revision={self.revision}, "
+            f"lease={self._lease_id:#x})"
         )
+
+    @property
+    def leader_key(self) -> LeaderKey:
+        """This leadership as plain values, for :meth:`Election.resume` elsewhere."""
+        return LeaderKey(self.name, self.key, self.revision, self._lease_id)
 
     def is_leader(self) -> txn.Compare:
         """A compare that holds while this campaign leads: guard writes with it."""
@@ -142,6 +178,38 @@ class Election:
         )
         return result.kvs[0] if result.kvs else None
 
+    async def resume(self, leader_key: LeaderKey) -> Leadership:
+        """
+        The leadership that ``leader_key`` names (from :attr:`Leadership.leader_key`, maybe in
+        another process), to :meth:`~Leadership.proclaim` or :meth:`~Leadership.resign` with
+        (Go's ``ResumeElection``). Nothing keeps its lease alive here: its owner does.
+
+        :raises NotLeaderError: if that key no longer leads (resigned, lease lost)
+        :raises ValueError: if ``leader_key`` belongs to another election
+
+        .. versionadded:: 0.1
+        """
+        if not isinstance(leader_key, LeaderKey):
+            raise TypeError(f"leader_key must be a LeaderKey, got {leader_key!r}")
+        if leader_key.name != self.name or not leader_key.key.startswith(self.prefix):
+            raise ValueError(f"{leader_key!r} is not a leader key of election {self.name!r}")
+        current = await self.leader()
+        if (
+            current is None
+            or current.key != leader_key.key
+            or current.create_revision != leader_key.revision
+        ):
+            raise NotLeaderError(f"{leader_key.key!r} does not lead election {self.name!r}")
+        return Leadership(
+            self._client,
+            leader_key.key,
+            leader_key.revision,
+            current.value,
+            None,
+            name=self.name,
+            lease_id=leader_key.lease,
+        )
+
     @asynccontextmanager
     async def campaign(
         self, value: str | bytes, *, ttl: int = 60, session: Lease | None = None
@@ -169,9 +237,10 @@ class Election:
                     lease.add_dependent(scope)
                     try:
                         # Campaigns sharing a session share its key: one at a time.
-                        await stack.enter_async_context(client._local_lock(key))
+                        hold = await stack.enter_async_context(client._key_guards.hold(key))
+                        write = Write()
                         try:
-                            revision, current = await enqueue(client, key, data, lease)
+                            revision, current = await enqueue(client, key, data, lease, write)
                             if current != data:  # re-entry with another value: proclaim it
                                 await client.put(key, data, ignore_lease=True)
                             await wait_for_predecessors(client, self.prefix, revision)
@@ -182,15 +251,17 @@ class Election:
                                     lease.id, "campaign key vanished: session lost"
                                 )
                         except BaseException:
-                            await delete_quietly(client, key)
+                            if write.may_exist:
+                                unknown = write.unknown and session is not None
+                                await remove_key(client, key, lease, hold, unknown=unknown)
                             raise
-                        leadership = Leadership(client, key, revision, data, lease)
+                        leadership = Leadership(client, key, revision, data, lease, name=self.name)
                         held = True
                         try:
                             yield leadership
                         finally:
                             leadership._resigned = True
-                            await release_key(client, key, lease)
+                            await remove_key(client, key, lease, hold)
                     finally:
                         lease.remove_dependent(scope)
                 if lease.lost is not None:
@@ -207,16 +278,21 @@ class Election:
             ) from exc
 
     @asynccontextmanager
-    async def observe(self) -> AsyncIterator[Observation]:
+    async def observe(self, *, max_buffered: int = 16) -> AsyncIterator[Observation]:
         """
         The current leader, then every change: a new leader, a new proclamation,
         or ``None`` when nobody leads. Iteration ends with an error (never
         silently) if observing becomes impossible.
+
+        :param max_buffered: changes held for a slow observer; beyond them, the watch
+            underneath is paused (its own bounded buffer, then on the server), so memory
+            stays bounded and no change is lost
         """
-        send, receive = anyio.create_memory_object_stream["KeyValue | None"](math.inf)
+        check_int(max_buffered, "max_buffered", minimum=1)
+        send, receive = anyio.create_memory_object_stream["KeyValue | None"](max_buffered)
         observation = Observation(receive)
         async with anyio.create_task_group() as tg:
-            tg.start_soon(self._observe, send, observation)
+            tg.start_soon(self._observe, send, observation, max_buffered)
             try:
                 yield observation
             finally:
@@ -224,7 +300,10 @@ class Election:
                 receive.close()
 
     async def _observe(
-        self, send: MemoryObjectSendStream[KeyValue | None], observation: Observation
+        self,
+        send: MemoryObjectSendStream[KeyValue | None],
+        observation: Observation,
+        max_buffered: int,
     ) -> None:
         client = self._client
         with send:
@@ -241,13 +320,16 @@ class Election:
                     leader = current.kvs[0] if current.kvs else None
                     state = (leader.key, leader.create_revision, leader.value) if leader else None
                     if first or state != last:
-                        send.send_nowait(leader)
+                        await send.send(leader)
                         first = False
                         last = state
                     # Watch the whole prefix from after that read: a new candidate when
                     # nobody leads, or a proclamation or deletion of the leader key.
                     async with client.watch(
-                        self.prefix, prefix=True, start_revision=current.header.revision + 1
+                        self.prefix,
+                        prefix=True,
+                        start_revision=current.header.revision + 1,
+                        max_buffered=max(max_buffered, 64),
                     ) as events:
                         async for event in events:
                             kv = event.kv
@@ -255,14 +337,14 @@ class Election:
                                 if event.type is EventType.PUT:
                                     # Nobody led: the first candidate to appear leads.
                                     leader = kv
-                                    send.send_nowait(kv)
+                                    await send.send(kv)
                                     last = (kv.key, kv.create_revision, kv.value)
                                 continue
                             if kv.key != leader.key:
                                 continue
                             if event.type is EventType.DELETE:
                                 break  # the leader left: read who leads now
-                            send.send_nowait(kv)
+                            await send.send(kv)
                             last = (kv.key, kv.create_revision, kv.value)
             except EtcdError as exc:
                 observation.error = exc

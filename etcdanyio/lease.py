@@ -15,15 +15,18 @@ cancelled and :class:`~etcdanyio.LeaseExpiredError` is raised from the
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
+import logging
 import random
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
 import anyio
 
-from .errors import EtcdError, LeaseExpiredError, RpcError
+from ._cleanup import Write, cleanup_scope
+from ._grpc import Status
+from ._keepalive import LeaseLost
+from .errors import EtcdError, LeaseExpiredError, LeaseNotFoundError, RpcError
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator
@@ -34,8 +37,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Lease", "LeaseGrantResult", "LeaseTimeToLiveResult"]
 
-#: How long revoking a lease on exit may take (shielded).
-REVOKE_TIMEOUT = 2.0
+logger = logging.getLogger("etcdanyio.lease")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -73,16 +75,32 @@ class Lease(anyio.AsyncContextManagerMixin):
     ``lease=`` to :meth:`Client.put` and to transaction puts.
     """
 
-    def __init__(self, client: LeaseMixin, ttl: int, *, lease_id: int = 0) -> None:
+    def __init__(
+        self,
+        client: LeaseMixin,
+        ttl: int,
+        *,
+        lease_id: int = 0,
+        adopt: bool = False,
+        revoke: bool = True,
+        interval: float | None = None,
+    ) -> None:
         self._client = client
         self._requested_ttl = ttl
         self._requested_id = lease_id
+        #: keep alive the existing lease ``lease_id`` instead of granting one
+        self._adopt = adopt
+        #: revoke the lease when the block exits
+        self._revoke_on_exit = revoke
+        self._interval = interval
         #: the lease ID (valid inside the block)
         self.id = 0
         #: the TTL granted by the server
         self.ttl = 0
         self._registration: Registration | None = None
+        self._own_scope = anyio.CancelScope()
         self._entered = False
+        self._revoked = False
 
     def __repr__(self) -> str:
         return f"Lease(id={self.id:#x}, ttl={self.ttl})"
@@ -114,6 +132,36 @@ class Lease(anyio.AsyncContextManagerMixin):
             raise RuntimeError("the lease is not active")
         if self._registration.lost is not None:
             raise LeaseExpiredError(self.id) from self._registration.lost
+
+    async def revoke(self) -> None:
+        """
+        End the lease now: etcd deletes its keys, and the scopes that depend on it (locks and
+        campaigns on this session) are cancelled and raise their lost-lease error. This
+        block goes on, and exits without :class:`LeaseExpiredError`: it was its decision.
+        If the revoke fails, the lease stays kept alive and the error is raised.
+
+        .. versionadded:: 0.1
+        """
+        registration = self._registration
+        if registration is None:
+            raise RuntimeError("the lease is not active")
+        if self._revoked:
+            return
+        own = self._own_scope
+        # Our own block must not be cancelled by etcd's "TTL 0" answers that may follow.
+        registration.discard(own)
+        self._revoked = True
+        try:
+            await self._client.lease_revoke(self.id)
+        except LeaseNotFoundError:
+            pass  # gone already: the outcome the caller asked for
+        except BaseException:
+            self._revoked = False
+            registration.add(own)
+            raise
+        registration.owners = 1  # nobody keeps a revoked lease alive: drop it for all
+        self._client._keepalive().unregister(registration)
+        registration.lose(LeaseLost("revoked by Lease.revoke()"))
 
     async def time_to_live(self, *, keys: bool = False) -> LeaseTimeToLiveResult:
         """The lease's remaining TTL (and, with ``keys=True``, its keys)."""
@@ -154,59 +202,85 @@ class Lease(anyio.AsyncContextManagerMixin):
             raise RuntimeError("lease is already entered")
         self._entered = True
         client = self._client
-        # A client-chosen ID makes the grant safe to retry, and lets a grant cancelled
-        # in flight be revoked instead of leaking for its whole TTL.
-        lease_id = self._requested_id or random.SystemRandom().randrange(1, 2**63)
         sent_at = anyio.current_time()
-        try:
-            grant = await client.lease_grant(self._requested_ttl, id=lease_id)
-        except RpcError as exc:
-            if self._requested_id or exc.message != "etcdserver: lease already exists":
+        if self._adopt:
+            grant = await self._adopt_existing()
+        else:
+            # A client-chosen ID makes the grant safe to retry, and lets a grant whose outcome
+            # is unknown be found and revoked later instead of leaking for its whole TTL.
+            lease_id = self._requested_id or random.SystemRandom().randrange(1, 2**63)
+            ttl = self._requested_ttl
+            grant_write = Write()
+            try:
+                grant = await grant_write.run(lambda: self._grant(lease_id))
+            except BaseException:
+                # Seen through (_cleanup.Write): a grant that was answered is revoked after it
+                # was applied, never before; one whose answer never came is looked for a while.
+                if grant_write.may_exist:
+                    await _revoke(client, lease_id, sent_at + ttl, unknown=grant_write.unknown)
                 raise
-            # A retry of our own grant that had been applied: the lease is ours.
-            info = await client.lease_time_to_live(lease_id)
-            grant = LeaseGrantResult(info.header, lease_id, info.granted_ttl)
-        except BaseException:
-            with (
-                anyio.move_on_after(REVOKE_TIMEOUT, shield=True),
-                contextlib.suppress(EtcdError),
-            ):
-                await client.lease_revoke(lease_id)
-            raise
         self.id, self.ttl = grant.id, grant.ttl
         keepalive = self._client._keepalive()
         with anyio.CancelScope() as scope:
+            self._own_scope = scope
             registration = self._registration = keepalive.register(
-                grant.id, grant.ttl, sent_at, scope
+                grant.id, grant.ttl, sent_at, scope, interval=self._interval
             )
             try:
                 yield self
             finally:
-                keepalive.unregister(registration)
-                if registration.lost is None:
-                    # Unreachable: then it expires by itself.
-                    with (
-                        anyio.move_on_after(REVOKE_TIMEOUT, shield=True),
-                        contextlib.suppress(EtcdError),
-                    ):
-                        await client.lease_revoke(grant.id)
+                if not self._revoked:
+                    keepalive.unregister(registration, scope)
+                if self._revoked or not self._revoke_on_exit:
+                    pass  # revoked from inside, or kept for its owner
+                elif registration.lost is None:
+                    await _revoke(client, grant.id, registration.deadline)
                 else:
-                    # Lost: report it now, not after a revoke that may hang until it
-                    # times out; the revoke (in case the server still has it) runs on.
-                    with contextlib.suppress(RuntimeError):  # the client is closing
-                        client._tg.start_soon(_revoke_quietly, client, grant.id)
-        if registration.lost is not None:
+                    # Lost: report it now, not after a revoke that may hang until it times
+                    # out; the revoke (in case the server still has it) runs on.
+                    client._cleanups.revoke(grant.id, expires_at=registration.deadline)
+        if registration.lost is not None and not self._revoked:
             raise LeaseExpiredError(grant.id, _describe(registration.lost)) from registration.lost
 
+    async def _adopt_existing(self) -> LeaseGrantResult:
+        info = await self._client.lease_time_to_live(self._requested_id)
+        if info.ttl < 0:
+            raise LeaseNotFoundError(
+                Status.NOT_FOUND, "etcdserver: requested lease not found", applied=False
+            )
+        # Until the first keepalive is answered, the lease lasts what etcd said is left.
+        return LeaseGrantResult(info.header, self._requested_id, max(info.ttl, 1))
 
-async def _revoke_quietly(client: LeaseMixin, lease_id: int) -> None:
-    # A background task of the client: it must not fail the client's task group,
-    # also not when the client closed before it ran.
-    with (
-        anyio.move_on_after(REVOKE_TIMEOUT),
-        contextlib.suppress(EtcdError, anyio.ClosedResourceError),
-    ):
-        await client.lease_revoke(lease_id)
+    async def _grant(self, lease_id: int) -> LeaseGrantResult:
+        client = self._client
+        try:
+            return await client.lease_grant(self._requested_ttl, id=lease_id)
+        except RpcError as exc:
+            if self._requested_id or exc.message != "etcdserver: lease already exists":
+                raise
+        # A retry of our own grant that had been applied: the lease is ours.
+        info = await client.lease_time_to_live(lease_id)
+        return LeaseGrantResult(info.header, lease_id, info.granted_ttl)
+
+
+async def _revoke(
+    client: LeaseMixin, lease_id: int, expires_at: float, *, unknown: bool = False
+) -> None:
+    """
+    Revoke ``lease_id`` now (shielded, under its own bound, never raising); what could not be
+    done is left to a background task of the client, until the lease would have expired.
+    """
+    if not unknown:
+        try:
+            with cleanup_scope() as scope:
+                await client.lease_revoke(lease_id)
+            if not scope.cancelled_caught:
+                return
+        except LeaseNotFoundError:
+            return  # expired, or revoked elsewhere
+        except (EtcdError, TimeoutError, anyio.ClosedResourceError) as exc:
+            logger.info("revoke of lease %x failed, retrying in the background: %r", lease_id, exc)
+    client._cleanups.revoke(lease_id, expires_at=expires_at, grant_unknown=unknown)
 
 
 def _describe(cause: BaseException) -> str:

@@ -17,25 +17,28 @@ they exclude each other both ways.
 from __future__ import annotations
 
 import contextlib
+import logging
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import anyio
 
 from . import txn
+from ._cleanup import Write, cleanup_scope
 from ._keys import to_bytes, to_key
 from ._lazy import v3lockpb  # imported on first use
-from ._requests import SortOrder, SortTarget, lease_id
+from ._requests import SortOrder, SortTarget, check_optional_seconds, lease_id
 from .errors import EtcdError, LeaseExpiredError
 from .lease import Lease
 from .types import RangeResult
 from .watch import EventType, Filter
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncGenerator, AsyncIterator
+    from collections.abc import AsyncGenerator
 
     import betterproto2
 
+    from ._cleanup import Hold
     from ._keys import Namespace
     from .client import Client
 
@@ -45,8 +48,7 @@ M = TypeVar("M", bound="betterproto2.Message")
 _LOCK = "/v3lockpb.Lock/Lock"
 _UNLOCK = "/v3lockpb.Lock/Unlock"
 
-#: How long deleting our key on exit or cancellation may take (shielded).
-CLEANUP_TIMEOUT = 2.0
+logger = logging.getLogger("etcdanyio.lock")
 
 
 class LockLostError(LeaseExpiredError):
@@ -82,15 +84,31 @@ async def wait_for_predecessors(client: Client, prefix: bytes, revision: int) ->
                     break
 
 
-async def enqueue(client: Client, key: bytes, value: bytes, lease: Lease) -> tuple[int, bytes]:
+async def held_by_predecessor(client: Client, prefix: bytes, revision: int) -> bool:
+    """Whether a key under ``prefix`` was created before ``revision`` (one read, no wait)."""
+    # Not count_only: etcd counts the keys of the range before the revision filters.
+    before = await client.get_prefix(
+        prefix, max_create_revision=revision - 1, limit=1, keys_only=True
+    )
+    return bool(before.kvs)
+
+
+async def enqueue(
+    client: Client, key: bytes, value: bytes, lease: Lease, write: Write
+) -> tuple[int, bytes]:
     """
     Put ``key`` (if absent); return its create revision (the place in the queue)
     and its value (``value``, or what the key already held).
+
+    The put is seen through (``write``): cancelled in flight, it still gets its answer
+    before the cancellation is delivered, so that the key's clean-up never races it.
     """
-    result = await client.txn(
-        compare=[txn.create_revision(key) == 0],
-        success=[txn.put(key, value, lease=lease)],
-        failure=[txn.get(key)],
+    result = await write.run(
+        lambda: client.txn(
+            compare=[txn.create_revision(key) == 0],
+            success=[txn.put(key, value, lease=lease)],
+            failure=[txn.get(key)],
+        )
     )
     if result.succeeded:
         return result.header.revision, value
@@ -101,25 +119,26 @@ async def enqueue(client: Client, key: bytes, value: bytes, lease: Lease) -> tup
     return existing.kvs[0].create_revision, existing.kvs[0].value
 
 
-async def delete_quietly(client: Client, key: bytes) -> None:
-    """Delete ``key`` shielded and bounded; the lease removes it anyway if this fails."""
-    with (
-        anyio.move_on_after(CLEANUP_TIMEOUT, shield=True),
-        contextlib.suppress(EtcdError, anyio.ClosedResourceError),  # closing client: fine
-    ):
-        await client.delete(key)
-
-
-async def release_key(client: Client, key: bytes, lease: Lease) -> None:
+async def remove_key(
+    client: Client, key: bytes, lease: Lease, hold: Hold, *, unknown: bool = False
+) -> None:
     """
-    Delete our key on leaving. If the lease was lost, do not make the caller wait
-    for it (the key normally went with the lease): delete it in the background.
+    Delete our ``key`` (a lock or campaign key) on leaving, shielded, under its own bound,
+    never raising. If that fails, if the lease was lost (do not make the caller wait), or if
+    the put that creates the key had no answer (``unknown``: etcd may still apply it), a
+    background clean-up of the client finishes the job and keeps the key's guard until then.
     """
-    if lease.lost is None:
-        await delete_quietly(client, key)
-    else:
-        with contextlib.suppress(RuntimeError):  # the client is closing
-            client._tg.start_soon(delete_quietly, client, key)
+    if not unknown and lease.lost is None:
+        try:
+            with cleanup_scope() as scope:
+                await client.delete(key)
+            if not scope.cancelled_caught:
+                return
+        except (EtcdError, TimeoutError, anyio.ClosedResourceError) as exc:
+            logger.info("delete of %r failed, retrying in the background: %r", key, exc)
+    client._cleanups.delete(
+        key, release=hold.hand_off(), expires_at=lease.deadline, write_unknown=unknown
+    )
 
 
 def check_session(session: object) -> None:
@@ -151,8 +170,7 @@ class Lock(anyio.AsyncContextManagerMixin):
         raw = to_bytes(name, "lock name")
         if not raw:
             raise ValueError("lock name must not be empty")
-        if timeout is not None and (isinstance(timeout, bool) or timeout <= 0):
-            raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+        timeout = check_optional_seconds(timeout, "timeout", zero=True)
         check_session(session)
         self._client = client
         self.name = raw
@@ -206,25 +224,35 @@ class Lock(anyio.AsyncContextManagerMixin):
         return await self.lease.keepalive_once()
 
     def _remaining(self, start: float) -> float | None:
-        if self._timeout is None:
-            return None
+        if not self._timeout:
+            return None  # no limit, or a try-lock (which never waits)
         return max(self._timeout - (anyio.current_time() - start), 0.0)
 
-    async def _acquire(self, lease: Lease, wait_limit: float | None) -> None:
+    async def _acquire(self, lease: Lease, wait_limit: float | None, hold: Hold) -> None:
         client = self._client
         self.key = self.prefix + b"%x" % lease.id
+        write = Write()
         try:
+            if self._timeout == 0:  # a try-lock: enqueue, look once, never wait
+                self.revision, _ = await enqueue(client, self.key, b"", lease, write)
+                if await held_by_predecessor(client, self.prefix, self.revision):
+                    raise TimeoutError(f"lock {self.name!r} is held")
             limit = anyio.fail_after(wait_limit) if wait_limit is not None else None
             with limit or contextlib.nullcontext():
-                self.revision, _ = await enqueue(client, self.key, b"", lease)
-                await wait_for_predecessors(client, self.prefix, self.revision)
+                if self._timeout != 0:
+                    self.revision, _ = await enqueue(client, self.key, b"", lease, write)
+                    await wait_for_predecessors(client, self.prefix, self.revision)
             # Our key must still be there: if the session expired meanwhile, it is not.
             mine = await client.get(self.key)
             if mine is None or mine.create_revision != self.revision:
                 lease.check()
                 raise LeaseExpiredError(lease.id, "lock key vanished while waiting: session lost")
         except BaseException:
-            await delete_quietly(client, self.key)
+            if write.may_exist:
+                # A put with the lock's own lease is made harmless by the lease's revoke (a
+                # late one fails); a session's lease lives on, so a late put is looked for.
+                shared = lease is self._session
+                await remove_key(client, self.key, lease, hold, unknown=write.unknown and shared)
             raise
 
     @asynccontextmanager
@@ -263,8 +291,10 @@ class Lock(anyio.AsyncContextManagerMixin):
                             if self._timeout
                             else (contextlib.nullcontext())
                         ):
-                            await stack.enter_async_context(self._client._local_lock(key))
-                        await self._acquire(lease, self._remaining(start))
+                            hold = await stack.enter_async_context(
+                                self._client._key_guards.hold(key, wait=self._timeout != 0)
+                            )
+                        await self._acquire(lease, self._remaining(start), hold)
                         held = self._held = True
                         holds.setdefault(hold_key, self)
                         try:
@@ -273,7 +303,7 @@ class Lock(anyio.AsyncContextManagerMixin):
                             self._held = False
                             if holds.get(hold_key) is self:
                                 del holds[hold_key]
-                            await release_key(self._client, self.key, lease)
+                            await remove_key(self._client, self.key, lease, hold)
                     finally:
                         lease.remove_dependent(scope)
                 if lease.lost is not None:
@@ -293,25 +323,6 @@ class LockMixin:
 
     _ns: Namespace
     _held_locks: dict[tuple[bytes, int], Lock]
-    _local_guards: dict[bytes, list[Any]]
-
-    @asynccontextmanager
-    async def _local_lock(self, key: bytes) -> AsyncIterator[None]:
-        """Exclusion, within this client, among holders of the same etcd key."""
-        guards: dict[bytes, list[Any]] | None = getattr(self, "_local_guards", None)
-        if guards is None:
-            guards = self._local_guards = {}
-        entry = guards.get(key)
-        if entry is None:
-            entry = guards[key] = [anyio.Lock(), 0]
-        entry[1] += 1
-        try:
-            async with entry[0]:
-                yield
-        finally:
-            entry[1] -= 1
-            if not entry[1]:
-                del guards[key]
 
     def _lock_holds(self) -> dict[tuple[bytes, int], Lock]:
         """The locks held through this client, by ``(name, task ID)`` (for ``reentrant=``)."""
@@ -327,6 +338,7 @@ class LockMixin:
         response_type: type[M],
         *,
         repeatable: bool,
+        write: bool | None = None,
     ) -> M:
         raise NotImplementedError
 
@@ -353,7 +365,7 @@ class LockMixin:
     async def lock_release(self, key: str | bytes) -> None:
         """Release a lock taken with :meth:`lock_acquire` (``Unlock`` RPC)."""
         request = v3lockpb.UnlockRequest(key=self._ns.key(to_key(key)))
-        await self._call(_UNLOCK, request, v3lockpb.UnlockResponse, repeatable=True)
+        await self._call(_UNLOCK, request, v3lockpb.UnlockResponse, repeatable=True, write=True)
 
     def lock(
         self,
@@ -369,7 +381,9 @@ class LockMixin:
 
         :param ttl: the TTL of the lock's own lease (ignored with ``session=``)
         :param timeout: bounds only the wait; expiry raises ``TimeoutError`` and
-            leaves no key behind (so does any cancellation of the wait)
+            leaves no key behind (so does any cancellation of the wait). ``0``: a try-lock
+            (aetcd's and etcd3-py's ``acquire(blocking=False)``) that takes the lock if it is
+            free and otherwise raises ``TimeoutError`` at once, without waiting
         :param session: hold the lock on this lease (``client.session()``) instead
             of a lease of its own
         :param reentrant: if the calling task already holds the lock ``name`` through this

@@ -98,6 +98,23 @@ class Compare:
     range_end: bytes
     operand: int | bytes
 
+    def __post_init__(self) -> None:
+        # Built by txn.value(...) == ... and the like, these hold; a hand-built one is checked
+        # here, before it can be sent.
+        if isinstance(self.target, bool) or self.target not in _NAME:
+            raise ValueError(f"Compare target must be an int from 0 to 4, got {self.target!r}")
+        if isinstance(self.result, bool) or self.result not in _SYMBOL:
+            raise ValueError(f"Compare result must be an int from 0 to 3, got {self.result!r}")
+        # typed bytes, but a hand-built Compare may hold anything
+        fields: tuple[object, object] = (self.key, self.range_end)
+        if not all(isinstance(field, bytes) for field in fields):
+            raise TypeError("Compare key and range_end must be bytes")
+        if self.target == _Target.VALUE:
+            if not isinstance(self.operand, bytes):
+                raise TypeError(f"a value Compare needs a bytes operand, got {self.operand!r}")
+        else:
+            check_int(self.operand, f"{_NAME[_Target(self.target)]} to compare with")
+
     def __bool__(self) -> bool:
         raise TypeError("a Compare is not a bool; pass it to txn(compare=[...])")
 

@@ -6,11 +6,13 @@ Result types. etcd's protobuf messages are converted into these in one place
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, SupportsIndex, overload
 
 from ._grpc._status import NamedIntEnum
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from ._pb import etcdserverpb, mvccpb
 
 __all__ = [
@@ -90,7 +92,11 @@ class PutResult:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class RangeResult:
-    """What the range reads (:meth:`Client.get_prefix`, :meth:`Client.get_range`...) return."""
+    """
+    The keys a range read returned; also a sequence of them: ``len()``, iteration and
+    indexing go over ``.kvs``. It is true when the range holds any key (``.count > 0``), also
+    for ``count_only=True`` and when ``limit`` returned fewer keys than the range holds.
+    """
 
     header: ResponseHeader
     #: the keys, in the requested order
@@ -99,6 +105,22 @@ class RangeResult:
     count: int
     #: ``True`` if a limit cut the result short
     more: bool
+
+    def __len__(self) -> int:
+        return len(self.kvs)
+
+    def __iter__(self) -> Iterator[KeyValue]:
+        return iter(self.kvs)
+
+    @overload
+    def __getitem__(self, index: SupportsIndex) -> KeyValue: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[KeyValue]: ...
+    def __getitem__(self, index: SupportsIndex | slice) -> KeyValue | list[KeyValue]:
+        return self.kvs[index]
+
+    def __bool__(self) -> bool:
+        return self.count > 0
 
     @classmethod
     def from_pb(cls, pb: etcdserverpb.RangeResponse) -> RangeResult:
@@ -112,13 +134,33 @@ class RangeResult:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class DeleteResult:
-    """What :meth:`Client.delete` and the range deletes return."""
+    """
+    What a delete removed; also a sequence of the deleted keys as they were (``.prev_kvs``,
+    filled with ``prev_kv=True``): ``len()``, iteration and indexing go over them. It is true
+    when anything was deleted (``.deleted > 0``), with or without ``prev_kv``.
+    """
 
     header: ResponseHeader
     #: how many keys were deleted
     deleted: int
     #: the deleted keys, if ``prev_kv=True`` was asked
     prev_kvs: list[KeyValue]
+
+    def __len__(self) -> int:
+        return len(self.prev_kvs)
+
+    def __iter__(self) -> Iterator[KeyValue]:
+        return iter(self.prev_kvs)
+
+    @overload
+    def __getitem__(self, index: SupportsIndex) -> KeyValue: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[KeyValue]: ...
+    def __getitem__(self, index: SupportsIndex | slice) -> KeyValue | list[KeyValue]:
+        return self.prev_kvs[index]
+
+    def __bool__(self) -> bool:
+        return self.deleted > 0
 
     @classmethod
     def from_pb(cls, pb: etcdserverpb.DeleteRangeResponse) -> DeleteResult:

@@ -105,6 +105,31 @@ class Watch:
         return self._watcher.next_revision - 1
 
     @property
+    def catching_up(self) -> bool:
+        """
+        ``True`` while the watch (re)sends history it missed, after its creation with an
+        older ``start_revision`` or a resume after a break, until an event past the
+        store's revision at that (re)creation arrives. Meanwhile a requested progress
+        notification is not taken (etcd before 3.5.8 answers it with the store's
+        revision even while history is still coming), so :meth:`request_progress`
+        cannot advance :attr:`revision`.
+        """
+        watcher = self._watcher
+        return watcher.next_revision <= watcher.synced_after
+
+    @property
+    def resumed_from(self) -> int:
+        """
+        The revision the latest resume (after a break, or a pause for a slow consumer)
+        asked history from; 0 if the watch was never resumed.
+
+        etcd accepts a watch from exactly its compaction revision although compaction
+        removed a delete made at that revision: a resume is only known to be gap-free
+        if ``resumed_from - 1`` is not compacted (a read at that revision succeeds).
+        """
+        return self._watcher.resumed_from
+
+    @property
     def created_revision(self) -> int:
         """The store's revision when the watch was established."""
         return self._watcher.created_revision

@@ -9,6 +9,7 @@ be tried next (an endpoint that just failed waits out its backoff).
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import logging
 import math
 import random
@@ -84,11 +85,13 @@ class Endpoint:
         if not host:
             raise ValueError(f"endpoint has no host: {original!r}")
         if port_text:
-            if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+            # ASCII digits only: str.isdigit() and int() also take other scripts' digits.
+            if not (port_text.isascii() and port_text.isdigit()) or not 0 < int(port_text) < 65536:
                 raise ValueError(f"bad port in endpoint {original!r}")
             port = int(port_text)
         else:
             port = default_port
+        _check_host(host, original)
         return cls(host, port, tls)
 
     def __str__(self) -> str:
@@ -99,6 +102,25 @@ class Endpoint:
     def authority(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{host}:{self.port}"
+
+
+def _check_host(host: str, original: str) -> None:
+    """A host name DNS (and IDNA) can take, or an IP address: checked before any I/O."""
+    if ":" in host:
+        try:
+            ipaddress.IPv6Address(host.partition("%")[0])
+        except ValueError:
+            raise ValueError(f"bad IPv6 address in endpoint {original!r}") from None
+        return
+    try:
+        encoded = host.rstrip(".").encode("idna")
+    except UnicodeError as exc:
+        raise ValueError(f"bad host name in endpoint {original!r}: {exc}") from None
+    if len(encoded) > 253 or any(not 0 < len(label) < 64 for label in encoded.split(b".")):
+        raise ValueError(
+            f"bad host name in endpoint {original!r}: labels must be 1-63 characters, "
+            "the name at most 253"
+        )
 
 
 @dataclasses.dataclass

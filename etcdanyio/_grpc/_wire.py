@@ -229,11 +229,18 @@ class AsyncioWire(asyncio.Protocol, Wire):
     ) -> AsyncioWire:
         """Connect, with TLS if ``ssl_context`` is given (the loop's own TLS protocol)."""
         loop = asyncio.get_running_loop()
+        try:
+            infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except UnicodeError as exc:  # an IDNA failure: a bad name, as trio reports it
+            raise OSError(f"cannot resolve {host!r}: {exc}") from exc
+        addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
+        # Happy eyeballs only among several addresses: asyncio's race (3.11) leaks the
+        # winning socket if it is cancelled just as a connection is made.
         _, wire = await loop.create_connection(
             cls,
-            host,
+            addresses[0] if len(addresses) == 1 else host,
             port,
-            happy_eyeballs_delay=0.25,
+            happy_eyeballs_delay=0.25 if len(addresses) > 1 else None,
             ssl=ssl_context,
             # asyncio refuses a server_hostname without TLS
             server_hostname=(server_hostname or host) if ssl_context is not None else None,

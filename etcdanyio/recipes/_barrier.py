@@ -53,6 +53,9 @@ class BarrierFullError(Exception):
         self.key = key
         self.count = count
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.key, self.count))  # pickle and copy rebuild it from its fields
+
 
 class Barrier:
     """

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import anyio
 
 from .. import EtcdError, EventType, Filter, SortOrder, SortTarget, WatchCompactedError, txn
+from .._requests import check_optional_seconds
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -48,12 +49,8 @@ def check_int(value: object, what: str, *, minimum: int) -> int:
 
 
 def check_timeout(timeout: object) -> float | None:
-    """``None`` or a positive number of seconds."""
-    if timeout is None:
-        return None
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
-        raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
-    return float(timeout)
+    """``None`` or a positive, finite number of seconds."""
+    return check_optional_seconds(timeout, "timeout")
 
 
 @asynccontextmanager

@@ -65,6 +65,9 @@ class STMConflictError(Exception):
         #: how many times ``apply`` ran
         self.attempts = attempts
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.attempts,))  # pickle and copy rebuild it from its fields
+
 
 class _Retry(Exception):
     """This attempt cannot commit: run ``apply`` again (the snapshot was compacted)."""

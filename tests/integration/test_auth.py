@@ -95,7 +95,9 @@ async def _set_up_auth(endpoint: str) -> None:
         await client.user_add("root", ROOT_PASSWORD)
         await client.user_grant_role("root", "root")
         await client.role_add(LIMITED_ROLE)
-        await client.role_grant_permission(LIMITED_ROLE, ALLOWED, prefix=True)
+        await client.role_grant_permission(
+            LIMITED_ROLE, ALLOWED, prefix=True, permission=Permission.READWRITE
+        )
         await client.user_add(LIMITED, LIMITED_PASSWORD)
         await client.user_grant_role(LIMITED, LIMITED_ROLE)
         await client.auth_enable()
@@ -315,7 +317,7 @@ async def test_roles_and_permissions_by_key_prefix_and_range(server: EtcdServer)
 
             await root.role_grant_permission(role, key, permission=Permission.READ)
             await root.role_grant_permission(role, pfx, prefix=True, permission=Permission.WRITE)
-            await root.role_grant_permission(role, start, end=end)  # READWRITE by default
+            await root.role_grant_permission(role, start, end=end, permission="readwrite")
             assert set(await root.role_get(role)) == {
                 RolePermission(Permission.READ, key.encode(), b""),
                 RolePermission(Permission.WRITE, pfx.encode(), f"{base}p0".encode()),

@@ -121,11 +121,13 @@ async def test_unstarted_learner_and_typed_errors() -> None:
         with pytest.raises(RpcError) as too_many:
             await client.member_add([f"http://127.0.0.1:{other}"], learner=True)
         assert too_many.value.message == "etcdserver: too many learner members in cluster"
+        assert isinstance(too_many.value, etcdanyio.TooManyLearnersError)
+        assert isinstance(too_many.value, etcdanyio.MemberError)
 
         voter = cluster.member_id(0)
         with pytest.raises(RpcError) as not_learner:
             await client.member_promote(voter)
-        assert type(not_learner.value) is RpcError
+        assert type(not_learner.value) is etcdanyio.MemberNotLearnerError
         assert not_learner.value.message == "etcdserver: can only promote a learner member"
 
         with pytest.raises(RpcError) as exists:

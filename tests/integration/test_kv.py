@@ -145,7 +145,9 @@ async def test_put_ignore_value(
 
     with pytest.raises(etcdanyio.RpcError) as info:
         await client.put(prefix + b"missing", ignore_value=True)
-    check_error(info.value, etcdanyio.RpcError, etcdanyio.Status.INVALID_ARGUMENT, KEY_NOT_FOUND)
+    check_error(
+        info.value, etcdanyio.KeyNotFoundError, etcdanyio.Status.INVALID_ARGUMENT, KEY_NOT_FOUND
+    )
     assert await ask(oracle.get, prefix + b"missing") is None
 
 
@@ -179,7 +181,9 @@ async def test_put_lease_and_ignore_lease(
 
     with pytest.raises(etcdanyio.RpcError) as info:
         await client.put(prefix + b"missing", "v", ignore_lease=True)
-    check_error(info.value, etcdanyio.RpcError, etcdanyio.Status.INVALID_ARGUMENT, KEY_NOT_FOUND)
+    check_error(
+        info.value, etcdanyio.KeyNotFoundError, etcdanyio.Status.INVALID_ARGUMENT, KEY_NOT_FOUND
+    )
 
 
 async def test_unknown_lease_is_lease_not_found(
@@ -775,7 +779,9 @@ async def test_txn_errors(client: etcdanyio.Client, prefix: bytes, oracle: Oracl
     assert len(ok.responses) == 128
     with pytest.raises(etcdanyio.RpcError) as too_many:
         await client.txn(success=[txn.get(prefix + b"k")] * 129)
-    check_error(too_many.value, etcdanyio.RpcError, etcdanyio.Status.INVALID_ARGUMENT, TOO_MANY_OPS)
+    check_error(
+        too_many.value, etcdanyio.TooManyOpsError, etcdanyio.Status.INVALID_ARGUMENT, TOO_MANY_OPS
+    )
     with pytest.raises(etcdanyio.RpcError) as too_many:
         await client.txn(compare=[txn.version(prefix + b"k") == 0] * 129)
     assert too_many.value.message == TOO_MANY_OPS

@@ -10,6 +10,7 @@ read with the JSON-gateway oracle, which shares no code with the client.
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import subprocess
@@ -234,9 +235,12 @@ async def test_bad_lock_arguments(client: etcdanyio.Client) -> None:
             client.lock("")
         with pytest.raises(TypeError):
             client.lock(5)  # type: ignore[arg-type]
-        for timeout in (0, -1, True):
+        for timeout in (-1, math.nan, math.inf, -math.inf):  # 0 is a try-lock
             with pytest.raises(ValueError, match="timeout"):
                 client.lock("test_lock/x", timeout=timeout)
+        for wrong in (True, "1", 1j):
+            with pytest.raises(TypeError, match="timeout"):
+                client.lock("test_lock/x", timeout=wrong)  # type: ignore[arg-type]
         session = client.session(ttl=10)
         with pytest.raises(RuntimeError, match="not active"):  # made, but not entered
             async with client.lock("test_lock/x", session=session):

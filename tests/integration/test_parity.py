@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import gc
 import io
+import pickle
 import re
 import socket
 import uuid
@@ -196,8 +197,20 @@ async def roles(ctx: Ctx) -> None:
         assert role in await client.role_list()
         await client.role_revoke_permission(role, ctx.prefix, prefix=True)
         assert await client.role_get(role) == []
+        with pytest.raises(TypeError, match="permission"):
+            await client.role_grant_permission(role, ctx.prefix)  # type: ignore[call-arg]
+        assert await client.role_get(role) == []  # nothing was granted by default
+        await client.role_grant_permission(role, ctx.key("k"), permission="readwrite")
+        [granted] = await client.role_get(role)
+        assert granted.permission is Permission.READWRITE
+        with pytest.raises(etcdanyio.PermissionNotGrantedError) as absent:
+            await client.role_revoke_permission(role, ctx.key("other"))
+        assert isinstance(absent.value, etcdanyio.AuthError)
     finally:
         await client.role_delete(role)
+    with pytest.raises(etcdanyio.RoleNotFoundError) as gone:
+        await client.role_get(role)
+    assert gone.value.message == "etcdserver: role name not found"
 
 
 # ---------------------------------------------------------------------- key-value
@@ -227,15 +240,18 @@ async def replace(ctx: Ctx) -> None:
 async def replace_with_lease(ctx: Ctx) -> None:
     client, key = ctx.client, ctx.key("a")
     await client.put(key, "old")
-    assert await client.replace(key, "old", "new")
     async with client.lease(10) as lease:
-        result = await client.txn(
-            compare=[txn.value(key) == "new"], success=[txn.put(key, "newer", lease=lease)]
-        )
-        assert result.succeeded
+        assert not await client.replace(key, "other", "new", lease=lease)
+        assert await client.replace(key, "old", "new", lease=lease.id)
         kv = await client.get(key)
         assert kv is not None
-        assert (kv.value, kv.lease) == (b"newer", lease.id)
+        assert (kv.value, kv.lease) == (b"new", lease.id)
+        assert await client.replace(key, "new", "newer")  # no lease: detached, as a put does
+        kv = await client.get(key)
+        assert kv is not None
+        assert (kv.value, kv.lease) == (b"newer", 0)
+    with pytest.raises(etcdanyio.LeaseNotFoundError):
+        await client.replace(key, "newer", "x", lease=0x7FFF_FFFF_FFFF_0002)
 
 
 async def _three(ctx: Ctx) -> list[int]:
@@ -287,6 +303,34 @@ async def get_prefix_sorted(ctx: Ctx) -> None:
     assert [kv.key async for kv in ctx.client.iter_prefix(ctx.prefix, page_size=2)] == [
         ctx.key(n).encode() for n in "abc"
     ]
+
+
+@row("aetcd.range_sequence")
+async def range_results_are_sequences(ctx: Ctx) -> None:
+    client = ctx.client
+    await _three(ctx)
+    page = await client.get_prefix(ctx.prefix)
+    assert len(page) == 3
+    assert [kv.value for kv in page] == [b"3", b"1", b"2"]
+    assert page[0].key == ctx.key("a").encode()
+    assert page[-1].key == ctx.key("c").encode()
+    assert [kv.value for kv in page[1:]] == [b"1", b"2"]
+    assert page
+    limited = await client.get_prefix(ctx.prefix, limit=1)
+    assert (len(limited), bool(limited), limited.more) == (1, True, True)
+    counted = await client.get_prefix(ctx.prefix, count_only=True)
+    assert (len(counted), bool(counted)) == (0, True)  # true: the range holds keys
+    empty = await client.get_prefix(ctx.key("nothing/"))
+    assert (len(empty), bool(empty), list(empty)) == (0, False, [])
+    with pytest.raises(IndexError):
+        empty[0]
+    deleted = await client.delete_prefix(ctx.prefix, prev_kv=True)
+    assert (len(deleted), bool(deleted)) == (3, True)
+    assert sorted(kv.value for kv in deleted) == [b"1", b"2", b"3"]
+    await client.put(ctx.key("a"), "1")
+    quiet = await client.delete(ctx.key("a"))  # no prev_kv: nothing to list, but deleted
+    assert (len(quiet), bool(quiet), quiet.deleted) == (0, True, 1)
+    assert not await client.delete(ctx.key("a"))
 
 
 @row("gw.get_all", "aetcd.get_all", "etcd3.get_all")
@@ -417,6 +461,14 @@ async def raw_response(ctx: Ctx) -> None:
     assert (page.count, page.more, len(page.kvs)) == (3, True, 2)
     assert page.header.revision >= revisions[-1]
     assert page.header.member_id
+    one = await ctx.client.get_result(ctx.key("a"))
+    assert one.header.revision >= revisions[-1]
+    assert [kv.value for kv in one] == [b"3"]
+    missing = await ctx.client.get_result(ctx.key("missing"), serializable=True)
+    assert not missing
+    assert missing.header.revision >= revisions[-1]  # the revision a create must compare with
+    old = await ctx.client.get_result(ctx.key("a"), revision=revisions[0])
+    assert old[0].mod_revision == revisions[0]
 
 
 # --------------------------------------------------------------------- transactions
@@ -537,6 +589,19 @@ async def lease_kept_alive(ctx: Ctx) -> None:
     async with client.lease(2) as lease:  # kept alive by the client's keepalive stream
         assert lease.deadline > anyio.current_time()
         assert await lease.remaining_ttl() > 0
+    # A lease granted elsewhere, adopted by ID (etcetra's task, etcd3-py's new=False): kept
+    # alive for the block, not revoked when it ends (cancel_keepalive()).
+    granted = await client.lease_grant(10)
+    async with client.keepalive(granted.id, interval=0.1) as adopted:
+        before = adopted.deadline
+        with anyio.fail_after(5):
+            while adopted.deadline == before:  # noqa: ASYNC110 -- poll, bounded
+                await anyio.sleep(0.01)
+    assert await adopted.remaining_ttl() > 0
+    async with client.lease(10) as revoked:  # revoke() from inside: no error on exit
+        await revoked.revoke()
+    assert await revoked.remaining_ttl() == -1
+    await client.lease_revoke(granted.id)
     # Lost while the block runs (here: revoked behind its back): the block is cancelled and
     # LeaseExpiredError raised from the async with, as itself.
     with pytest.raises(LeaseExpiredError):  # noqa: PT012 -- raised by the async with itself
@@ -616,9 +681,9 @@ async def lock_try(ctx: Ctx) -> None:
     async with client.lock(name, ttl=10) as lock:
         assert await lock.is_acquired()
         assert await lock.refresh() == 10
-        # No try-lock: a short timeout stands in for "acquire() returned False".
+        # A try-lock: "acquire() returned False" is TimeoutError at once.
         with pytest.raises(TimeoutError):
-            async with client.lock(name, timeout=SHORT):
+            async with client.lock(name, timeout=0):
                 pytest.fail("the lock is held")
     assert not await lock.is_acquired()
 
@@ -659,7 +724,10 @@ async def lock_acquire_timeout(ctx: Ctx) -> None:
         with pytest.raises(TimeoutError):
             async with client.lock(name, timeout=SHORT):
                 pytest.fail("the lock is held")
-        # the waiter that timed out left no key behind: only the holder is queued
+        with pytest.raises(TimeoutError):  # block=False
+            async with client.lock(name, timeout=0):
+                pytest.fail("the lock is held")
+        # the waiters that gave up left no key behind: only the holder is queued
         assert (await client.get_prefix(name + "/", count_only=True)).count == 1
         release.set()
         async with client.lock(name, timeout=5) as lock:
@@ -791,6 +859,18 @@ async def watch_once(ctx: Ctx) -> None:
     revision = (await client.put(key, "1")).header.revision
     event = await client.watch_once(key, start_revision=revision)
     assert (event.type, event.kv.value, event.revision) == (EventType.PUT, b"1", revision)
+    await client.delete(key)
+    event = await client.watch_once(
+        key,
+        start_revision=revision,
+        progress_notify=True,
+        fragment=True,
+        filters=["noput"],
+        prev_kv=True,
+    )
+    assert event.type is EventType.DELETE
+    assert event.prev_kv is not None
+    assert event.prev_kv.value == b"1"
 
 
 @row("gw.watch_prefix_once", "aetcd.watch_prefix_once")
@@ -825,11 +905,18 @@ async def watch_ready(ctx: Ctx) -> None:
 @row("etcetra.watch_filters", "etcd3py.watcher_event_type")
 async def watch_filters(ctx: Ctx) -> None:
     client, key = ctx.client, ctx.key("a")
-    async with client.watch(key, filters=[Filter.NO_PUT]) as deletes:
-        await client.put(key, "1")
+    for names in ([Filter.NO_PUT], ["noput"], ["NOPUT"], ["no_put"]):
+        async with client.watch(key, filters=names) as deletes:
+            await client.put(key, "1")
+            await client.delete(key)
+            event = await anext(deletes)
+        assert event.type is EventType.DELETE
+    async with client.watch(key, filters=["nodelete"]) as puts:
         await client.delete(key)
-        event = await anext(deletes)
-    assert event.type is EventType.DELETE
+        await client.put(key, "2")
+        assert (await anext(puts)).type is EventType.PUT
+    with pytest.raises(ValueError, match="noput"):
+        await client.watch_once(key, filters=["no-put-please"])
 
 
 @row("aetcd.watch_kind")
@@ -965,6 +1052,38 @@ async def election_campaign(ctx: Ctx) -> None:
         with pytest.raises(TimeoutError), anyio.fail_after(SHORT):
             async with election.campaign(b"node-2", ttl=10):
                 pytest.fail("two leaders")
+    # The v3election service: the server runs the campaign, with the caller's lease.
+    client, name = ctx.client, ctx.key("raw")
+    with pytest.raises(ValueError, match="lease"):
+        await client.election_campaign(name, "v", lease=0)
+    async with (
+        client.lease(10) as first,
+        client.lease(10) as second,
+        client.watch(name + "/", prefix=True) as events,
+    ):
+        won = await client.election_campaign(name, "node-1", lease=first)
+        assert won == etcdanyio.LeaderKey(
+            name.encode(), b"%s/%x" % (name.encode(), first.id), won.revision, first.id
+        )
+        assert (await anext(events)).kv.key == won.key
+        kv = await client.election(name).leader()  # the recipe sees the same election
+        assert kv is not None
+        assert (kv.key, kv.value, kv.create_revision) == (won.key, b"node-1", won.revision)
+        # A second candidate waits; cancelling its wait withdraws it on the server.
+        async with anyio.create_task_group() as tg:
+
+            async def candidate() -> None:
+                await client.election_campaign(name, "node-2", lease=second)
+                pytest.fail("two leaders")  # pragma: no cover
+
+            tg.start_soon(candidate)
+            waiting = await anext(events)
+            assert waiting.kv.lease == second.id
+            tg.cancel_scope.cancel()
+        withdrawn = await anext(events)
+        assert (withdrawn.type, withdrawn.kv.key) == (EventType.DELETE, waiting.kv.key)
+        await client.election_resign(won)
+        assert await client.election_leader(name) is None
 
 
 @row("etcetra.election_proclaim")
@@ -975,6 +1094,19 @@ async def election_proclaim(ctx: Ctx) -> None:
         leader = await election.leader()
         assert leader is not None
         assert leader.value == b"v2"
+    client, name = ctx.client, ctx.key("raw")
+    async with client.lease(10) as lease:
+        key = await client.election_campaign(name, "v1", lease=lease)
+        await client.election_proclaim(key, "v2")
+        current = await client.election_leader(name)
+        assert current is not None
+        assert (current.key, current.value) == (key.key, b"v2")
+        await client.election_resign(key)
+        with pytest.raises(etcdanyio.ElectionNotLeaderError) as lost:
+            await client.election_proclaim(key, "v3")
+        assert lost.value.message == "election: not leader"
+        with pytest.raises(TypeError, match="LeaderKey"):
+            await client.election_proclaim(key.key, "v3")  # type: ignore[arg-type]
 
 
 @row("etcetra.election_resign")
@@ -985,17 +1117,28 @@ async def election_resign(ctx: Ctx) -> None:
         assert await election.leader() is None
         with pytest.raises(etcdanyio.NotLeaderError):
             await leadership.proclaim(b"v2")
+    client, name = ctx.client, ctx.key("raw")
+    async with client.lease(10) as lease:
+        key = await client.election_campaign(name, "v1", lease=lease)
+        await client.election_resign(key)
+        assert await client.election_leader(name) is None
+        assert not await client.get_prefix(name + "/")  # its key is gone
+        await client.election_resign(key)  # resigning again does nothing
 
 
 @row("etcetra.election_leader")
 async def election_leader(ctx: Ctx) -> None:
     election = ctx.client.election(ctx.key("election"))
     assert await election.leader() is None
-    async with election.campaign(b"v1", ttl=10):
+    async with election.campaign(b"v1", ttl=10) as leadership:
         leader = await election.leader()
         assert leader is not None
         assert leader.value == b"v1"
+        raw = await ctx.client.election_leader(ctx.key("election"))  # the Leader RPC
+        assert raw == leader
+        assert raw.key == leadership.key
     assert await election.leader() is None
+    assert await ctx.client.election_leader(ctx.key("election")) is None
 
 
 @row("etcetra.election_observe")
@@ -1012,6 +1155,15 @@ async def election_observe(ctx: Ctx) -> None:
             assert second is not None
             assert second.value == b"v2"
         assert await anext(leaders) is None
+    client, name = ctx.client, ctx.key("raw")
+    async with client.lease(10) as lease:
+        key = await client.election_campaign(name, "v1", lease=lease)
+        async with client.election_observe(name) as observed:  # the Observe RPC
+            assert (await anext(observed)).value == b"v1"
+            await client.election_proclaim(key, "v2")
+            changed = await anext(observed)
+            assert (changed.key, changed.value) == (key.key, b"v2")
+        await client.election_resign(key)
 
 
 # ------------------------------------------------------------- cluster, maintenance
@@ -1035,6 +1187,10 @@ async def status(ctx: Ctx) -> None:
     assert status.raft_term > 0
     by_id = {m.id: m for m in await ctx.client.members()}
     assert status.leader in by_id  # the leader is an ID: look the member up
+    leader = await ctx.client.leader()  # or ask for it as a Member
+    assert leader == by_id[status.leader]
+    assert leader.name == "m0"
+    assert await ctx.client.leader(ctx.etcd_server.endpoint) == leader
 
 
 @row("aetcd.member_add", "etcd3.member_ops", "etcd3py.cluster")
@@ -1048,6 +1204,7 @@ async def member_add_update_remove(ctx: Ctx) -> None:
             new_url = f"http://127.0.0.1:{_free_port()}"
             updated = await client.member_update(added.member.id, [new_url])
             assert [m.peer_urls for m in updated if m.id == added.member.id] == [[new_url]]
+            assert await client.alarms(added.member.id) == []  # python-etcd3's active_alarms()
         finally:
             left = await client.member_remove(added.member.id)
         assert added.member.id not in {m.id for m in left}
@@ -1114,6 +1271,11 @@ async def _nospace_drill(client: Client, key: str) -> None:
             etcdanyio.Alarm(member, AlarmType.NOSPACE)
         ]
         assert etcdanyio.Alarm(member, AlarmType.NOSPACE) in await client.alarms()
+        assert await client.alarms(member, AlarmType.NOSPACE) == [
+            etcdanyio.Alarm(member, AlarmType.NOSPACE)
+        ]
+        assert await client.alarms(member_id=member, alarm="corrupt") == []
+        assert await client.alarms(member_id=member + 1) == []
         with pytest.raises(NoSpaceError):
             await client.put(key, "v")
         assert not (await client.health()).healthy
@@ -1187,8 +1349,23 @@ async def typed_errors(ctx: Ctx) -> None:
     with pytest.raises(LeaseNotFoundError) as missing:
         await client.lease_revoke(0x7FFF_FFFF_FFFF_0001)
     assert missing.value.message == "etcdserver: requested lease not found"
+    assert isinstance(missing.value, etcdanyio.LeaseError)  # the family of lease errors
     assert isinstance(missing.value, RpcError)
     assert isinstance(missing.value, EtcdError)
+    # A real error survives pickling (to cross a process boundary) with its fields.
+    again = pickle.loads(pickle.dumps(missing.value))
+    assert type(again) is LeaseNotFoundError
+    assert (again.status, again.message, again.applied) == (
+        Status.NOT_FOUND,
+        "etcdserver: requested lease not found",
+        missing.value.applied,
+    )
+    with pytest.raises(etcdanyio.UserNotFoundError) as user:
+        await client.user_get(f"nobody-{uuid.uuid4().hex}")
+    assert isinstance(user.value, etcdanyio.AuthError)
+    assert user.value.message == "etcdserver: user name not found"
+    with pytest.raises(etcdanyio.KeyNotFoundError):
+        await client.put(ctx.key("absent"), ignore_value=True)
 
 
 @row("aetcd.errors", "etcd3.errors")
@@ -1196,9 +1373,10 @@ async def errors_and_timeouts(ctx: Ctx) -> None:
     client = ctx.client
     grant = await client.lease_grant(10)
     try:
-        with pytest.raises(RpcError) as duplicate:
+        with pytest.raises(etcdanyio.LeaseExistsError) as duplicate:
             await client.lease_grant(10, id=grant.id)
         assert duplicate.value.message == "etcdserver: lease already exists"
+        assert duplicate.value.applied is False
     finally:
         await client.lease_revoke(grant.id)
     with pytest.raises(TimeoutError), anyio.fail_after(SHORT):

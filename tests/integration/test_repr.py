@@ -40,8 +40,8 @@ async def test_watch_lock_election_leadership_reprs(etcd_client: Client) -> None
     assert repr(election) == "Election(name=b'leader')"
     async with election.campaign("node-1") as leadership:
         assert repr(leadership) == (
-            f"Leadership(key={leadership.key!r}, revision={leadership.revision}, "
-            "value=b'node-1', resigned=False)"
+            f"Leadership(name=b'leader', key={leadership.key!r}, "
+            f"revision={leadership.revision}, lease={leadership.lease.id:#x})"
         )
 
 

@@ -607,7 +607,7 @@ async def test_open_etcd_discovery_failure_raises_before_the_block() -> None:
         ),
         pytest.param({"auto_sync_interval": 0}, ValueError, "auto_sync_interval", id="zero"),
         pytest.param({"auto_sync_interval": -1.0}, ValueError, "auto_sync", id="negative"),
-        pytest.param({"auto_sync_interval": True}, ValueError, "auto_sync", id="bool"),
+        pytest.param({"auto_sync_interval": True}, TypeError, "auto_sync", id="bool"),
     ],
 )
 async def test_open_etcd_rejects_bad_arguments_before_any_io(

@@ -709,8 +709,8 @@ async def test_pager_rejects_a_non_int_page_size_when_created(
         ),
         pytest.param(
             {"timeout": True},
-            ValueError,
-            "timeout must be a positive number of seconds, got True",
+            TypeError,
+            r"timeout must be a number of seconds or None, got True \(bool\)",
             id="timeout-bool",
         ),
         pytest.param(
