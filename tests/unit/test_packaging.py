@@ -58,3 +58,14 @@ def test_import_does_not_read_package_metadata() -> None:
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "False"
+
+
+def test_readme_links_work_on_pypi() -> None:
+    # PyPI renders the README without the repository around it: relative links break there.
+    readme = (ROOT / "README.md").read_text()
+    relative = [
+        target
+        for target in re.findall(r"\]\(([^)]+)\)", readme)
+        if not target.startswith(("https://", "http://", "#", "mailto:"))
+    ]
+    assert relative == []
