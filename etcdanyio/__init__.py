@@ -2,6 +2,7 @@
 
 import contextlib
 
+from . import telemetry as telemetry
 from . import txn as txn
 from ._auth import AuthStatus as AuthStatus
 from ._auth import Permission as Permission
@@ -250,6 +251,7 @@ __all__ = [
     "WatchCompactedError",
     "WrongDowngradeVersionFormatError",
     "open_etcd",
+    "telemetry",
     "tls_context",
     "txn",
 ]

@@ -155,7 +155,7 @@ class Lease(anyio.AsyncContextManagerMixin):
             raise
         registration.owners = 1  # nobody keeps a revoked lease alive: drop it for all
         self._client._keepalive().unregister(registration)
-        registration.lose(LeaseLost("revoked by Lease.revoke()"))
+        registration.lose(LeaseLost("revoked by Lease.revoke()"), deliberate=True)
 
     async def time_to_live(self, *, keys: bool = False) -> LeaseTimeToLiveResult:
         """The lease's remaining TTL (and, with ``keys=True``, its keys)."""
