@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from etcdanyio._auth import Permission
+from etcdanyio._sync_loop import to_async
 from etcdanyio.types import AlarmType
 
 if TYPE_CHECKING:
@@ -570,7 +571,7 @@ class ClientCalls:
             expiry raises ``TimeoutError``
         """
         return self._loop.run(
-            self._async.lock_acquire(name, lease=lease),
+            self._async.lock_acquire(name, lease=to_async(lease)),
             self._timeout if timeout is None else timeout,
         )
 

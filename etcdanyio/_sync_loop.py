@@ -22,6 +22,7 @@ import threading
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import anyio
+import anyio.lowlevel
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Coroutine
@@ -48,10 +49,15 @@ class ForkedClientError(RuntimeError):
     """A sync client was used in a process forked after it was created."""
 
 
+def to_async(value: Any) -> Any:
+    """The async object under a sync scope object (a sync ``Lease`` passed as ``lease=``)."""
+    return getattr(value, "_async", value)
+
+
 class _Call:
     """One blocking call in flight: its coroutine, outcome and cancel scope."""
 
-    __slots__ = ("coro", "timeout", "done", "result", "error", "scope", "task", "cancelled")
+    __slots__ = ("cancelled", "coro", "done", "error", "result", "scope", "task", "timeout")
 
     def __init__(self, coro: Coroutine[Any, Any, Any], timeout: float | None) -> None:
         self.coro = coro
@@ -159,9 +165,7 @@ class Loop(Generic[C]):
         #: on the loop: start a call's task
         self._start_call: Callable[[_Call], None] | None = None
         self.client: C | None = None
-        self._thread = threading.Thread(
-            target=self._main, name="etcdanyio-sync-loop", daemon=True
-        )
+        self._thread = threading.Thread(target=self._main, name="etcdanyio-sync-loop", daemon=True)
         self.thread_id = 0
 
     # ------------------------------------------------------------- lifecycle
@@ -186,7 +190,7 @@ class Loop(Generic[C]):
         self.thread_id = threading.get_ident()
         try:
             anyio.run(self._amain, backend=self.backend)
-        except BaseException as exc:  # noqa: BLE001 -- reported to start() or logged
+        except BaseException as exc:  # reported to start(), or logged
             if not self._ready.is_set():
                 self._start_error = exc
             else:
@@ -229,8 +233,8 @@ class Loop(Generic[C]):
                 calls.cancel_scope.cancel()
                 for call in list(inflight):
                     call.cancel()
-                while inflight:  # noqa: ASYNC110 -- each cancelled call ends within a few steps
-                    await anyio.sleep(0)
+                while inflight:  # each cancelled call ends within a few steps
+                    await anyio.lowlevel.checkpoint()
         finally:
             self._stop.set()
 
@@ -322,7 +326,8 @@ class Loop(Generic[C]):
         """Start ``function()`` as a task of the loop (thread-safe)."""
         self.check()
         schedule, calls = self._schedule, self._calls
-        assert schedule is not None and calls is not None
+        assert schedule is not None
+        assert calls is not None
         try:
             schedule(calls.start_soon, function)
         except RuntimeError:

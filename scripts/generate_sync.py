@@ -155,7 +155,7 @@ class Generator:
             if i == 0:
                 continue  # self
             params.append(f"{arg.arg}{annotation(arg)}{default(value)}")
-            call.append(arg.arg)
+            call.append(self.argument(arg, module))
             if args.posonlyargs and arg is args.posonlyargs[-1]:
                 params.append("/")
         if args.vararg is not None:
@@ -166,7 +166,7 @@ class Generator:
         names = {a.arg for a in positional + args.kwonlyargs}
         for arg, value in zip(args.kwonlyargs, args.kw_defaults, strict=True):
             params.append(f"{arg.arg}{annotation(arg)}{default(value)}")
-            call.append(f"{arg.arg}={arg.arg}")
+            call.append(f"{arg.arg}={self.argument(arg, module)}")
         own_timeout = "timeout" in names
         if not own_timeout:
             params.append("timeout: float | None = None")
@@ -197,6 +197,18 @@ class Generator:
     def rename(self, text: str, module: str) -> str:
         """Async types with a sync counterpart keep their name: the import swaps them."""
         return text
+
+    def argument(self, arg: ast.arg, module: str) -> str:
+        """How the wrapper passes ``arg`` on: a sync scope object as the async one under it."""
+        if arg.annotation is None:
+            return arg.arg
+        table = self.imports.setdefault(module, Imports(module))
+        for name in names_in(ast.unparse(arg.annotation)):
+            origin = table.origin.get(name)
+            if origin is not None and (origin[0], origin[1] or "") in SYNC_TYPES:
+                self.runtime.add(("etcdanyio._sync_loop", "to_async"))
+                return f"to_async({arg.arg})"
+        return arg.arg
 
     def generate(self) -> str:
         classes = []
