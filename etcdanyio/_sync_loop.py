@@ -13,6 +13,7 @@ caller's Ctrl-C (or a closing client) cancels exactly that call.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import contextvars
 import functools
@@ -164,6 +165,8 @@ class Loop(Generic[C]):
         self._schedule: Callable[..., object] | None = None
         #: on the loop: start a call's task
         self._start_call: Callable[[_Call], None] | None = None
+        self._pending: collections.deque[_Call] = collections.deque()
+        self._wakeup_pending = False
         self.client: C | None = None
         self._thread = threading.Thread(target=self._main, name="etcdanyio-sync-loop", daemon=True)
         self.thread_id = 0
@@ -199,6 +202,7 @@ class Loop(Generic[C]):
             self._closed = True
             self._ready.set()
             self._finished.set()
+            self._fail_pending()
 
     async def _amain(self) -> None:
         inflight: set[_Call] = set()
@@ -293,11 +297,34 @@ class Loop(Generic[C]):
         return result
 
     def _submit(self, call: _Call) -> None:
-        try:
-            self._schedule(self._start_call, call)  # type: ignore[misc]
-        except RuntimeError:  # the loop is gone
+        # Calls queue up here; one wake-up of the loop starts every call queued meanwhile, so
+        # many threads calling at once do not each pay a wake-up (a self-pipe write on asyncio).
+        self._pending.append(call)
+        if not self._wakeup_pending:
+            self._wakeup_pending = True
+            try:
+                self._schedule(self._drain)  # type: ignore[misc]
+            except RuntimeError:  # the loop is gone
+                self._wakeup_pending = False
+                self._fail_pending()
+
+    def _drain(self) -> None:
+        """On the loop: start every queued call."""
+        self._wakeup_pending = False  # first: a call queued from now on schedules a new drain
+        pending, start = self._pending, self._start_call
+        assert start is not None
+        while pending:
+            start(pending.popleft())
+
+    def _fail_pending(self) -> None:
+        while self._pending:
+            try:
+                call = self._pending.popleft()
+            except IndexError:
+                return
             call.coro.close()
-            raise ClientClosedError("the etcdanyio.sync client is closed") from None
+            call.error = ClientClosedError("the etcdanyio.sync client is closed")
+            call.done.release()
 
     def _wait(self, call: _Call) -> None:
         done = call.done

@@ -483,6 +483,13 @@ class Watch(WatchCalls, _Iterated["_watch.Event"]):
             self._pending.extend(batch.events)
         return self._pending.popleft()
 
+    def batches(self) -> Iterator[_watch.WatchBatch]:
+        """Iterate (blocking) over whole responses, progress notifications included."""
+        while True:
+            batch = self.get_batch()
+            assert batch is not None
+            yield batch
+
     def get_batch(
         self, timeout: float | None = None, *, progress: bool = True
     ) -> _watch.WatchBatch | None:
