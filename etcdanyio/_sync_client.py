@@ -183,7 +183,7 @@ class Client(ClientCalls):
             timeout=timeout,
             session=session._async if session is not None else None,
         )
-        return Lock(self._loop, self._timeout, lock, self._lock_holds if reentrant else None)
+        return Lock(self._loop, self._timeout, lock, self._lock_holds, bool(reentrant))
 
     def election(self, name: str | bytes) -> Election:
         """The election named ``name``, compatible with ``etcdctl elect name``."""

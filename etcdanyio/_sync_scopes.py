@@ -226,11 +226,13 @@ class Lock(LockCalls, _Scope):
         timeout: float | None,
         lock: _lock.Lock,
         holds: _LockHolds | None = None,
+        reentrant: bool = False,
     ) -> None:
         self._loop = loop
         self._timeout = timeout
         self._async = lock
         self._holds = holds
+        self._reentrant = reentrant
         self._outer: Lock | None = None
 
     @property
@@ -261,7 +263,7 @@ class Lock(LockCalls, _Scope):
         if self._holder is not None or self._outer is not None:
             raise RuntimeError("lock is already entered")
         holds = self._holds
-        if holds is not None:
+        if holds is not None and self._reentrant:
             outer = holds.get(self.name)
             if outer is not None:
                 # This thread holds it already in an enclosing block: run under that hold.

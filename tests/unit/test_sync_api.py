@@ -42,9 +42,7 @@ def _public(cls: type) -> dict[str, object]:
 
 
 @pytest.mark.parametrize(("async_cls", "sync_cls"), PAIRS, ids=[p[0].__name__ for p in PAIRS])
-def test_every_public_async_member_has_a_sync_counterpart(
-    async_cls: type, sync_cls: type
-) -> None:
+def test_every_public_async_member_has_a_sync_counterpart(async_cls: type, sync_cls: type) -> None:
     sync_members = _public(sync_cls)
     expected = set(_public(async_cls)) - ASYNC_ONLY.get(async_cls.__name__, set())
     missing = sorted(expected - set(sync_members))
