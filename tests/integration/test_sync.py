@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -495,6 +496,37 @@ def test_32_threads_x_200_mixed_calls(client: etcdanyio.sync.Client, prefix: str
     assert not any(thread.is_alive() for thread in threads)
     assert errors == []
     assert client.get_prefix(prefix, count_only=True).count == 32
+
+
+def test_random_timeouts_leave_nothing_behind(client: etcdanyio.sync.Client, prefix: str) -> None:
+    """Calls and scope entries cut at random points by their timeout leave no key or lease."""
+    rng = random.Random(15)
+    name = prefix + "lock"
+    leases_before = set(client.leases())
+    with client.lock(name, ttl=10) as holder:
+        for i in range(40):
+            with (
+                contextlib.suppress(TimeoutError),
+                client.lock(name, ttl=10, timeout=rng.uniform(0.001, 0.05)),
+            ):
+                raise AssertionError("the lock is held: the wait must time out")
+            # etcd may answer a write whose grpc-timeout expires inside raft with "request
+            # timed out" (UNAVAILABLE) before the local deadline fires: the async client's rule.
+            with contextlib.suppress(TimeoutError, etcdanyio.UnavailableError):
+                client.put(prefix + f"k{i}", "v", timeout=rng.uniform(0.0001, 0.004))
+            with contextlib.suppress(TimeoutError):
+                client.watch_once(prefix + "never", timeout=rng.uniform(0.0001, 0.01))
+            with (
+                contextlib.suppress(TimeoutError, etcdanyio.UnavailableError),
+                client.lease(10) as lease,
+            ):
+                client.put(prefix + "leased", "v", lease=lease, timeout=rng.uniform(0.0001, 0.004))
+        assert [kv.key for kv in client.get_prefix(name + "/").kvs] == [holder.key]
+    assert client.get_prefix(name + "/").kvs == []
+    assert client.get(prefix + "leased") is None
+    assert set(client.leases()) <= leases_before
+    # Still usable, on the same connection.
+    client.put(prefix + "after", "v")
 
 
 # ---------------------------------------------------------------------- lifecycle, signals
