@@ -13,6 +13,7 @@ import os
 import sys
 import threading
 
+import etcdanyio
 import etcdanyio.sync
 from etcdanyio import txn
 
@@ -72,9 +73,12 @@ def main(backend: str) -> None:
             print(f"leader: {leader.value if leader else None!r}")
 
         seen = threading.Event()
-        watch_id = client.add_watch_callback(
-            "config", lambda event: (print(f"callback: {event.kv.value!r}"), seen.set())
-        )
+
+        def on_change(event: etcdanyio.Event) -> None:  # runs on the client's callback thread
+            print(f"callback: {event.kv.value!r}")
+            seen.set()
+
+        watch_id = client.add_watch_callback("config", on_change)
         client.put("config", "v1")
         seen.wait(5)
         client.cancel_watch(watch_id)
