@@ -244,6 +244,10 @@ class Loop(Generic[C]):
 
     def close(self, timeout: float | None = None) -> None:
         """Close the client and end the thread; idempotent. Not from the loop's own thread."""
+        if os.getpid() != self._pid:
+            # A forked child: the loop thread and its connections belong to the parent.
+            self._closed = True
+            return
         if threading.get_ident() == self.thread_id:
             raise RuntimeError("close() of a sync client cannot run on its event loop thread")
         if not self._closed:
@@ -253,6 +257,8 @@ class Loop(Generic[C]):
             self._thread.join(timeout)
 
     def _request_stop(self) -> None:
+        if os.getpid() != self._pid:
+            return  # the loop (and its wake-up socket) belong to the parent process
         schedule, stop = self._schedule, self._stop
         if schedule is not None and stop is not None:
             with contextlib.suppress(RuntimeError):  # the loop has ended already

@@ -146,6 +146,12 @@ class _Scope:
     """A ``with`` block over a :class:`Holder`: the async error is raised on exit."""
 
     _holder: Holder[Any] | None = None
+    _lost: threading.Event | None = None
+
+    def _hold(self, holder: Holder[T]) -> T:
+        self._holder = holder
+        self._lost = holder.lost_event
+        return holder.enter()
 
     def _leave(self) -> None:
         holder, self._holder = self._holder, None
@@ -165,10 +171,10 @@ class _Scope:
 
     @property
     def lost_event(self) -> threading.Event:
-        """Set as soon as the scope is lost (the async block ended while the body runs)."""
-        if self._holder is None:
-            raise RuntimeError("the scope is not active")
-        return self._holder.lost_event
+        """Set as soon as the scope is lost (the async block ended while the body ran)."""
+        if self._lost is None:
+            raise RuntimeError("the scope was never entered")
+        return self._lost
 
 
 class Lease(LeaseCalls, _Scope):
@@ -208,8 +214,7 @@ class Lease(LeaseCalls, _Scope):
     def __enter__(self) -> Self:
         if self._holder is not None:
             raise RuntimeError("lease is already entered")
-        self._holder = Holder(self._loop, self._async)
-        self._holder.enter()
+        self._hold(Holder(self._loop, self._async))
         return self
 
 
@@ -269,8 +274,7 @@ class Lock(LockCalls, _Scope):
                 # This thread holds it already in an enclosing block: run under that hold.
                 self._outer, self._async = outer, outer._async
                 return self
-        self._holder = Holder(self._loop, self._async)
-        self._holder.enter()
+        self._hold(Holder(self._loop, self._async))
         if holds is not None:
             holds.add(self)
         return self
@@ -359,9 +363,11 @@ class Campaign(_Scope):
     def __enter__(self) -> Leadership:
         if self._holder is not None:
             raise RuntimeError("campaign is already entered")
-        self._holder = Holder(self._loop, self._context)
-        leadership = Leadership(self._loop, self._timeout, self._holder.enter())
-        leadership.lost_event = self._holder.lost_event
+        leadership = Leadership(
+            self._loop, self._timeout, self._hold(Holder(self._loop, self._context))
+        )
+        assert self._lost is not None
+        leadership.lost_event = self._lost
         return leadership
 
 
@@ -409,8 +415,7 @@ class _Iterated(_Scope, Generic[T]):
     def _enter(self) -> None:
         if self._holder is not None:
             raise RuntimeError("already entered")
-        self._holder = Holder(self._loop, self._context)
-        self._iterator = self._holder.enter()
+        self._iterator = self._hold(Holder(self._loop, self._context))
 
     def _check(self) -> None:
         if self._holder is None:
