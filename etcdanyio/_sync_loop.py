@@ -26,7 +26,7 @@ import anyio
 import anyio.lowlevel
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Coroutine
+    from collections.abc import AsyncIterator, Callable, Coroutine
     from contextlib import AbstractAsyncContextManager
 
     from anyio.abc import TaskGroup
@@ -67,7 +67,7 @@ class _Call:
         self.done.acquire()
         self.result: Any = None
         self.error: BaseException | None = None
-        self.scope: anyio.CancelScope | None = None
+        self.scope: Any = None  # a trio.CancelScope, on trio
         self.task: asyncio.Task[None] | None = None
         self.cancelled = False
 
@@ -80,10 +80,14 @@ class _Call:
             self.task.cancel()
 
 
-async def _run_call(call: _Call) -> None:
+async def _run_call_trio(call: _Call) -> None:
+    # The trio path: a task of a native nursery in a native cancel scope (anyio's task group
+    # and cancel scope cost more per call, and the call needs none of their extras).
+    import trio
+
     finished = False
     try:
-        with anyio.CancelScope() as scope:
+        with trio.CancelScope() as scope:
             call.scope = scope
             if call.cancelled:
                 scope.cancel()
@@ -99,6 +103,7 @@ async def _run_call(call: _Call) -> None:
     finally:
         if not finished and call.error is None:
             # Cancelled: by the caller's Ctrl-C, or from outside by the client closing.
+            call.coro.close()  # if it never started
             call.error = ClientClosedError("the call was cancelled: the client is closing")
         call.scope = None
         call.coro = None  # type: ignore[assignment]  # drop the frame early
@@ -133,14 +138,16 @@ async def _run_call_asyncio(call: _Call, inflight: set[_Call]) -> None:
         call.done.release()
 
 
-def _start(calls: TaskGroup, call: _Call) -> None:
-    """On the loop: start the call's task, or fail it if the client is closing."""
-    try:
-        calls.start_soon(_run_call, call)
-    except RuntimeError:
-        call.coro.close()
-        call.error = ClientClosedError("the etcdanyio.sync client is closed")
-        call.done.release()
+@contextlib.asynccontextmanager
+async def _call_nursery(backend: str) -> AsyncIterator[Any]:
+    """A native trio nursery for the calls on trio; ``None`` on asyncio (bare tasks there)."""
+    if backend != "trio":
+        yield None
+        return
+    import trio
+
+    async with trio.open_nursery() as nursery:
+        yield nursery
 
 
 class Loop(Generic[C]):
@@ -226,15 +233,27 @@ class Loop(Generic[C]):
             self._schedule = trio.lowlevel.current_trio_token().run_sync_soon
         self._stop = anyio.Event()
         try:
-            async with self._opener() as client, anyio.create_task_group() as calls:
+            async with (
+                self._opener() as client,
+                anyio.create_task_group() as calls,
+                _call_nursery(self.backend) as nursery,
+            ):
                 self.client = client
-                self._calls = calls
-                if self.backend != "asyncio":
-                    self._start_call = functools.partial(_start, calls)
+                self._calls = calls  # the scopes' tasks (Holder)
+                if nursery is not None:
+
+                    def start_trio(call: _Call) -> None:
+                        if self._stop is None or self._stop.is_set():
+                            call.cancelled = True
+                        nursery.start_soon(_run_call_trio, call)
+
+                    self._start_call = start_trio
                 self._ready.set()
                 await self._stop.wait()
                 # Calls still running are cancelled before the client closes under them.
                 calls.cancel_scope.cancel()
+                if nursery is not None:
+                    nursery.cancel_scope.cancel()
                 for call in list(inflight):
                     call.cancel()
                 while inflight:  # each cancelled call ends within a few steps
