@@ -3,11 +3,13 @@ The event loop under :mod:`etcdanyio.sync`: one daemon thread runs the async cli
 blocking call is a hop onto it and back.
 
 The hop is kept small because it is on every call. The calling thread creates the coroutine,
-hands it to the loop with the loop's own thread-safe wake-up (``call_soon_threadsafe`` on
-asyncio, the trio token's ``run_sync_soon`` on trio) and sleeps on a ``threading.Lock`` that
-the loop releases when the call is done: one lock and one wake-up each way, no futures, no
-portal. The call runs as a task in a task group of the loop, inside its own cancel scope, so a
-caller's Ctrl-C (or a closing client) cancels exactly that call.
+queues it and wakes the loop with the loop's own thread-safe wake-up (``call_soon_threadsafe``
+on asyncio, the trio token's ``run_sync_soon`` on trio; calls queued while a wake-up is pending
+share it), then sleeps on a ``threading.Lock`` that the finished call releases: no futures, no
+portal. On asyncio the call is a bare task, cancelled with ``Task.cancel()``; on trio a task of
+a native nursery in its own cancel scope. A caller's Ctrl-C (or a closing client) cancels
+exactly that call; ``timeout=`` is an ``anyio.fail_after`` around it, so its deadline reaches
+etcd as ``grpc-timeout``.
 """
 
 from __future__ import annotations
