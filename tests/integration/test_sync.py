@@ -551,6 +551,32 @@ def test_ctrl_c_interrupts_a_blocking_call(client: etcdanyio.sync.Client, prefix
     assert client.get(prefix + "k") is not None
 
 
+def test_ctrl_c_interrupts_a_lock_wait_and_leaves_no_key(
+    client: etcdanyio.sync.Client, prefix: str
+) -> None:
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signals reach the main thread only")
+    main = threading.main_thread().ident
+    assert main is not None
+    name = prefix + "lock"
+    with client.lock(name, ttl=10) as held:
+        timer = threading.Timer(0.3, signal.pthread_kill, (main, signal.SIGINT))
+        timer.start()
+        try:
+            with pytest.raises(KeyboardInterrupt):
+                _wait_for_lock(client, name)
+        finally:
+            timer.cancel()
+        # The interrupted waiter's key is gone; the holder's stays.
+        assert [kv.key for kv in client.get_prefix(name + "/").kvs] == [held.key]
+    assert client.get_prefix(name + "/").kvs == []
+
+
+def _wait_for_lock(client: etcdanyio.sync.Client, name: str) -> None:
+    with client.lock(name, ttl=10):
+        raise AssertionError("the lock is held: the wait must be interrupted")
+
+
 def test_close_is_idempotent_and_final(etcd: EtcdServer, backend: str) -> None:
     client = etcdanyio.sync.Client(etcd.endpoints, backend=backend)
     client.put("test_sync/close", "v")
