@@ -28,6 +28,9 @@ if TYPE_CHECKING:
     from etcdanyio.lease import Lease as AsyncLease
     from etcdanyio.lease import LeaseGrantResult, LeaseTimeToLiveResult
     from etcdanyio.lock import Lock as AsyncLock
+    from etcdanyio.recipes._barrier import Barrier as AsyncBarrier
+    from etcdanyio.recipes._queue import PriorityQueue as AsyncPriorityQueue
+    from etcdanyio.recipes._queue import Queue as AsyncQueue
     from etcdanyio.txn import Compare, Op
     from etcdanyio.types import (
         Alarm,
@@ -1313,3 +1316,164 @@ class WatchCalls:
         return self._loop.run(
             self._async.request_progress(), self._timeout if timeout is None else timeout
         )
+
+
+class BarrierCalls:
+    """The blocking methods of :class:`etcdanyio.recipes._barrier.Barrier`."""
+
+    _loop: Loop[Any]
+    _async: AsyncBarrier
+    _timeout: float | None
+
+    def hold(self, *, lease: Any = None, timeout: float | None = None) -> bool:
+        """
+        Create the barrier key, so that :meth:`wait` blocks.
+
+        :param lease: attach the key to this ``Lease`` (or lease ID): the barrier
+            is released when the lease ends
+        :return: ``False`` if the barrier was already held (then nothing changes)
+
+        :param timeout: bound this call, in seconds (``None``: the client's ``timeout``);
+            expiry raises ``TimeoutError``
+        """
+        return self._loop.run(
+            self._async.hold(lease=lease), self._timeout if timeout is None else timeout
+        )
+
+    def release(self, *, timeout: float | None = None) -> bool:
+        """
+        Delete the barrier key, unblocking every waiter; ``False`` if it was not held.
+
+        :param timeout: bound this call, in seconds (``None``: the client's ``timeout``);
+            expiry raises ``TimeoutError``
+        """
+        return self._loop.run(self._async.release(), self._timeout if timeout is None else timeout)
+
+    def wait(self, *, timeout: float | None = None) -> None:
+        """
+        Return once the barrier is not held (at once if it is not held now).
+
+        Bound the wait with a cancel scope.
+
+        :param timeout: bound this call, in seconds (``None``: the client's ``timeout``);
+            expiry raises ``TimeoutError``
+        """
+        return self._loop.run(self._async.wait(), self._timeout if timeout is None else timeout)
+
+
+class QueueCalls:
+    """The blocking methods of :class:`etcdanyio.recipes._queue.Queue`."""
+
+    _loop: Loop[Any]
+    _async: AsyncQueue
+    _timeout: float | None
+
+    def dequeue(self, *, timeout: float | None = None) -> bytes:
+        """
+        Take the first item and return its value, waiting (on a watch, without
+        polling) until there is one. Bound the wait with a cancel scope.
+
+        Cancellation takes nothing, or, if it comes while an item is being
+        taken, lets the take finish and returns the item first (the caller's
+        next ``await`` raises it): an item taken is never lost.
+
+        :raises TimeoutError: if taking an item took longer than ``TAKE_TIMEOUT``
+            (its outcome is then unknown)
+
+        :param timeout: bound this call, in seconds (``None``: the client's ``timeout``);
+            expiry raises ``TimeoutError``
+        """
+        return self._loop.run(self._async.dequeue(), self._timeout if timeout is None else timeout)
+
+    def dequeue_nowait(self, *, timeout: float | None = None) -> bytes:
+        """
+        Take the first item and return its value.
+
+        :raises anyio.WouldBlock: if the queue is empty
+
+        :param timeout: bound this call, in seconds (``None``: the client's ``timeout``);
+            expiry raises ``TimeoutError``
+        """
+        return self._loop.run(
+            self._async.dequeue_nowait(), self._timeout if timeout is None else timeout
+        )
+
+    def enqueue(self, value: str | bytes, *, timeout: float | None = None) -> None:
+        """
+        Append ``value`` to the queue.
+
+        :param timeout: bound this call, in seconds (``None``: the client's ``timeout``);
+            expiry raises ``TimeoutError``
+        """
+        return self._loop.run(
+            self._async.enqueue(value), self._timeout if timeout is None else timeout
+        )
+
+    def size(self, *, timeout: float | None = None) -> int:
+        """
+        How many items the queue holds now.
+
+        :param timeout: bound this call, in seconds (``None``: the client's ``timeout``);
+            expiry raises ``TimeoutError``
+        """
+        return self._loop.run(self._async.size(), self._timeout if timeout is None else timeout)
+
+
+class PriorityQueueCalls:
+    """The blocking methods of :class:`etcdanyio.recipes._queue.PriorityQueue`."""
+
+    _loop: Loop[Any]
+    _async: AsyncPriorityQueue
+    _timeout: float | None
+
+    def dequeue(self, *, timeout: float | None = None) -> bytes:
+        """
+        Take the first item and return its value, waiting (on a watch, without
+        polling) until there is one. Bound the wait with a cancel scope.
+
+        Cancellation takes nothing, or, if it comes while an item is being
+        taken, lets the take finish and returns the item first (the caller's
+        next ``await`` raises it): an item taken is never lost.
+
+        :raises TimeoutError: if taking an item took longer than ``TAKE_TIMEOUT``
+            (its outcome is then unknown)
+
+        :param timeout: bound this call, in seconds (``None``: the client's ``timeout``);
+            expiry raises ``TimeoutError``
+        """
+        return self._loop.run(self._async.dequeue(), self._timeout if timeout is None else timeout)
+
+    def dequeue_nowait(self, *, timeout: float | None = None) -> bytes:
+        """
+        Take the first item and return its value.
+
+        :raises anyio.WouldBlock: if the queue is empty
+
+        :param timeout: bound this call, in seconds (``None``: the client's ``timeout``);
+            expiry raises ``TimeoutError``
+        """
+        return self._loop.run(
+            self._async.dequeue_nowait(), self._timeout if timeout is None else timeout
+        )
+
+    def enqueue(self, value: str | bytes, priority: int, *, timeout: float | None = None) -> None:
+        """
+        Add ``value`` with ``priority`` (0 is served first, 65535 last).
+
+        :raises ValueError: if ``priority`` is outside 0..65535
+
+        :param timeout: bound this call, in seconds (``None``: the client's ``timeout``);
+            expiry raises ``TimeoutError``
+        """
+        return self._loop.run(
+            self._async.enqueue(value, priority), self._timeout if timeout is None else timeout
+        )
+
+    def size(self, *, timeout: float | None = None) -> int:
+        """
+        How many items the queue holds now.
+
+        :param timeout: bound this call, in seconds (``None``: the client's ``timeout``);
+            expiry raises ``TimeoutError``
+        """
+        return self._loop.run(self._async.size(), self._timeout if timeout is None else timeout)

@@ -41,6 +41,9 @@ TARGETS = [
     ("etcdanyio.election:Election", "ElectionCalls"),
     ("etcdanyio.election:Leadership", "LeadershipCalls"),
     ("etcdanyio.watch:Watch", "WatchCalls"),
+    ("etcdanyio.recipes._barrier:Barrier", "BarrierCalls"),
+    ("etcdanyio.recipes._queue:Queue", "QueueCalls"),
+    ("etcdanyio.recipes._queue:PriorityQueue", "PriorityQueueCalls"),
 ]
 #: async types replaced by their sync counterparts in parameter annotations
 SYNC_TYPES = {("etcdanyio.lease", "Lease"): ("etcdanyio._sync_scopes", "Lease")}

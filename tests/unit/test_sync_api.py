@@ -15,7 +15,8 @@ import pytest
 
 import etcdanyio
 import etcdanyio.sync
-from etcdanyio import election, lease, lock, watch
+import etcdanyio.sync.recipes
+from etcdanyio import election, lease, lock, recipes, watch
 
 pytestmark = pytest.mark.unit
 
@@ -29,6 +30,14 @@ PAIRS = [
     (election.Election, etcdanyio.sync.Election),
     (election.Leadership, etcdanyio.sync.Leadership),
     (watch.Watch, etcdanyio.sync.Watch),
+    (recipes.Barrier, etcdanyio.sync.recipes.Barrier),
+    (recipes.DoubleBarrier, etcdanyio.sync.recipes.DoubleBarrier),
+    (recipes.DoubleBarrierEntry, etcdanyio.sync.recipes.DoubleBarrierEntry),
+    (recipes.Queue, etcdanyio.sync.recipes.Queue),
+    (recipes.PriorityQueue, etcdanyio.sync.recipes.PriorityQueue),
+    (recipes.RWLock, etcdanyio.sync.recipes.RWLock),
+    (recipes.RWLockHold, etcdanyio.sync.recipes.RWLockHold),
+    (recipes.MatchingWatch, etcdanyio.sync.recipes.MatchingWatch),
 ]
 
 #: async members that have no meaning without an event loop (cancel scopes, the loop's clock)
@@ -65,6 +74,11 @@ def test_sync_methods_take_the_async_parameters(async_cls: type, sync_cls: type)
             assert mirrored.default == param.default, (name, param.name)
         if inspect.iscoroutinefunction(member) and "timeout" not in async_params:
             assert "timeout" in sync_params, f"{sync_cls.__name__}.{name} lacks timeout="
+
+
+def test_every_recipe_has_a_sync_counterpart_but_stm() -> None:
+    missing = set(recipes.__all__) - set(etcdanyio.sync.recipes.__all__)
+    assert missing == {"STM", "STMConflictError", "Isolation", "KeyPattern", "stm"}
 
 
 def test_scopes_are_context_managers() -> None:
