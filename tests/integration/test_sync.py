@@ -414,6 +414,24 @@ def test_election(client: etcdanyio.sync.Client, prefix: str) -> None:
     assert second_led == [b"two"]
 
 
+def test_leadership_loss_is_reported(client: etcdanyio.sync.Client, prefix: str) -> None:
+    with pytest.raises(etcdanyio.LeadershipLostError):
+        _lose_leadership(client, prefix)
+    assert client.get(prefix + "x") is None
+
+
+def _lose_leadership(client: etcdanyio.sync.Client, prefix: str) -> None:
+    with client.election(prefix + "e").campaign(b"me", ttl=10) as leadership:
+        assert not leadership.lost_event.is_set()
+        client.lease_revoke(leadership._async.lease.id)
+        assert leadership.lost_event.wait(15)
+        assert leadership.lost is not None
+        guarded = client.txn(compare=[leadership.is_leader()], success=[txn.put(prefix + "x", "1")])
+        assert not guarded.succeeded
+        with pytest.raises(etcdanyio.NotLeaderError):
+            leadership.proclaim(b"still me?")
+
+
 # -------------------------------------------------------------------------- auth and TLS
 
 
