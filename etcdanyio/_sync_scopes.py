@@ -151,7 +151,11 @@ class _Scope:
     def _hold(self, holder: Holder[T]) -> T:
         self._holder = holder
         self._lost = holder.lost_event
-        return holder.enter()
+        try:
+            return holder.enter()
+        except BaseException:
+            self._holder = None  # never entered: nothing to leave
+            raise
 
     def _leave(self) -> None:
         holder, self._holder = self._holder, None
