@@ -93,7 +93,7 @@ class Lease(anyio.AsyncContextManagerMixin):
         #: the TTL granted by the server
         self.ttl = 0
         self._registration: Registration | None = None
-        self._own_scope = anyio.CancelScope()
+        self._own_scope: anyio.CancelScope | None = None
         self._entered = False
         self._revoked = False
 
@@ -142,6 +142,7 @@ class Lease(anyio.AsyncContextManagerMixin):
         if self._revoked:
             return
         own = self._own_scope
+        assert own is not None  # set with the registration
         # Our own block must not be cancelled by etcd's "TTL 0" answers that may follow.
         registration.discard(own)
         self._revoked = True
