@@ -74,6 +74,9 @@ class Client:
 CLIENTS = (
     Client("etcdanyio-asyncio", "etcdanyio", backend="asyncio", peer=False),
     Client("etcdanyio-trio", "etcdanyio", backend="trio", peer=False),
+    # The blocking API: the same client on an event loop thread, 64 threads for concurrency.
+    Client("etcdanyio-sync", "etcdanyio_sync", backend="asyncio", peer=False),
+    Client("etcdanyio-sync-trio", "etcdanyio_sync", backend="trio", peer=False),
     Client("aetcd", "aetcd", ("aetcd==1.0.0",)),
     Client("etcd3aio", "etcd3aio", ("etcd3aio==0.3.0",)),
     Client("etcetra", "etcetra", ("etcetra==0.1.19",)),  # pulls grpcio 1.62 / protobuf 4

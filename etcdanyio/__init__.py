@@ -131,6 +131,7 @@ __all__ = [
     "WatchCompactedError",
     "WrongDowngradeVersionFormatError",
     "open_etcd",
+    "telemetry",
     "tls_context",
     "txn",
 ]
@@ -148,10 +149,10 @@ if not TYPE_CHECKING:  # hidden from type checkers: a typo must stay an error th
         global _loading
         import contextlib
 
-        if name == "txn":  # a submodule, which modules of the API import (`from . import txn`)
+        if name in ("telemetry", "txn"):  # submodules, which modules of the API import
             import importlib
 
-            return importlib.import_module(".txn", __name__)
+            return importlib.import_module(f".{name}", __name__)
         if name not in __all__ or _loading:
             # _loading: a module of the API asked for a submodule (`from . import txn`) while
             # _api is being imported; the import system then imports the submodule itself.

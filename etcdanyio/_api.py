@@ -8,6 +8,7 @@ then says ``etcdanyio`` (tracebacks and reprs show ``etcdanyio.LeaseExpiredError
 ``__init__.py``; ``tests/unit/test_exports.py`` checks that the two agree.
 """
 
+from . import telemetry as telemetry
 from . import txn as txn
 from ._auth import AuthStatus as AuthStatus
 from ._auth import Permission as Permission

@@ -96,10 +96,11 @@ class Registration:
     def discard(self, scope: anyio.CancelScope) -> None:
         self.scopes.discard(scope)
 
-    def lose(self, cause: BaseException) -> None:
+    def lose(self, cause: BaseException, *, deliberate: bool = False) -> None:
         if self.lost is None:
             self.lost = cause
-            logger.info("lease lost id=%x cause=%s", self.id, cause)
+            level = logging.INFO if deliberate else logging.WARNING
+            logger.log(level, "lease lost id=%x cause=%s", self.id, cause)
         for scope in self.scopes:
             scope.cancel()
 
@@ -128,6 +129,11 @@ class KeepAliveStream:
     @property
     def leases(self) -> int:
         return len(self._regs)
+
+    def nearest_deadline(self) -> float | None:
+        """Seconds until the nearest local lease deadline, ``None`` without leases."""
+        deadline = min((r.deadline for r in self._regs.values()), default=None)
+        return None if deadline is None else deadline - anyio.current_time()
 
     def register(
         self,

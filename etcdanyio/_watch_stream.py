@@ -38,6 +38,7 @@ from ._grpc import GrpcError, Status, TransportError
 from ._lazy import etcdserverpb as pb  # imported on first use
 from ._requests import check_int, key_range
 from ._streams import pump
+from ._telemetry import WatchLag
 from .errors import EtcdError, WatchCompactedError, rpc_error, translate
 from .watch import Event, Filter, Watch, WatchBatch
 
@@ -263,10 +264,26 @@ class WatchStream:
         self._running = False
         self._connected = False
         self._healthy = False
+        #: streams opened again with watches to resume, and watches compacted away (counters)
+        self.resumes = 0
+        self.compactions = 0
+        self._sessions = 0
 
     @property
     def watchers(self) -> int:
         return len(self._live)
+
+    def most_lagging(self) -> WatchLag | None:
+        """The live watcher with the most events waiting for its consumer."""
+        watcher = max(self._live, key=lambda w: w.buffered, default=None)
+        if watcher is None:
+            return None
+        return WatchLag(
+            key=self._ns.strip(watcher.key),
+            buffered=watcher.buffered,
+            suspended=watcher.suspended,
+            next_revision=watcher.next_revision,
+        )
 
     # --------------------------------------------------------- registration
 
@@ -378,6 +395,16 @@ class WatchStream:
             self._outbox.clear()
             self._by_id.clear()
             self._connected = True
+            self._sessions += 1
+            resuming = [w for w in self._live if w.ever_created]
+            if resuming:
+                self.resumes += 1
+                logger.info(
+                    "watch stream reopened, resuming watches=%d from revision=%d endpoint=%s",
+                    len(resuming),
+                    min(w.next_revision for w in resuming),
+                    self._channel.current_endpoint,
+                )
             for watcher in self._live:
                 watcher.fragments = []
                 if watcher.suspended:
@@ -456,6 +483,13 @@ class WatchStream:
             watcher.fail(_cancel_error(response))
             self._live.discard(watcher)
             if response.compact_revision:
+                self.compactions += 1
+                logger.warning(
+                    "watch compacted away key=%r next_revision=%d compact_revision=%d",
+                    watcher.key,
+                    watcher.next_revision,
+                    response.compact_revision,
+                )
                 # etcd keeps a watcher cancelled by compaction until the client
                 # cancels it too.
                 cancel = pb.WatchCancelRequest(watch_id=watch_id)

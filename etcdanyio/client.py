@@ -29,6 +29,7 @@ from ._lease import LeaseMixin
 from ._maintenance import MaintenanceMixin
 from ._mirror import Mirror, open_mirror
 from ._requests import check_int, check_optional_seconds, check_seconds
+from ._telemetry import ClientStatistics, Rpc, RpcObserver
 from ._watch_stream import WatchMixin, WatchStream
 from .election import ElectionMixin
 from .errors import DEADLINE_MESSAGES, EtcdError, translate, unsupported
@@ -105,6 +106,7 @@ class Client(
         timeout: float | None,
         namespace: bytes = b"",
         credentials: Credentials | None = None,
+        observers: Sequence[RpcObserver] = (),
     ) -> None:
         self._channel = channel
         self._tg = task_group
@@ -119,6 +121,45 @@ class Client(
         #: clean-ups left to the background, and the guards of keys shared by sessions
         self._cleanups = Cleanups(self, task_group)
         self._key_guards = KeyGuards()
+        #: who sees every RPC (telemetry); empty: the call path checks this and nothing else
+        self._observers: tuple[RpcObserver, ...] = tuple(observers)
+        if self._observers:
+            channel.stream_observer = self._stream_record
+        self._reauthentications = 0
+
+    def _stream_record(self, path: str) -> Rpc:
+        record = Rpc(self._observers, path, "stream", 0)
+        record.started()
+        return record
+
+    def statistics(self) -> ClientStatistics:
+        """
+        A snapshot of the client: connections, calls in flight, watches and the most lagging
+        one, leases kept alive, and counters of connects, failovers, re-authentications and
+        watch resumes (anyio's ``statistics()`` convention).
+
+        .. versionadded:: 0.1
+        """
+        channel = self._channel
+        connection = channel.connection
+        watches = self._watch_stream
+        keepalive = self._keepalive_stream
+        return ClientStatistics(
+            endpoints=tuple(self.endpoints),
+            connected_endpoint=str(channel.current_endpoint or ""),
+            connections=1 if connection is not None and connection.error is None else 0,
+            calls_in_flight=connection.open_calls if connection is not None else 0,
+            watches=watches.watchers if watches is not None else 0,
+            most_lagging_watch=watches.most_lagging() if watches is not None else None,
+            leases_kept_alive=keepalive.leases if keepalive is not None else 0,
+            nearest_lease_deadline=keepalive.nearest_deadline() if keepalive else None,
+            connects=channel.connects,
+            failovers=channel.failovers,
+            reauthentications=self._reauthentications,
+            watch_resumes=watches.resumes if watches is not None else 0,
+            watch_compactions=watches.compactions if watches is not None else 0,
+            pending_cleanups=self._cleanups.pending,
+        )
 
     def __repr__(self) -> str:
         parts = [f"endpoints={self.endpoints!r}"]
@@ -223,38 +264,74 @@ class Client(
         repeatable: bool,
         channel: Channel | None = None,
         write: bool | None = None,
+        record: Rpc | None = None,
     ) -> bytes:
         """
         One unary call. ``repeatable``: safe to retry; ``write``: may change state (default:
         not ``repeatable``), so that a failure after it was sent has ``applied=None``.
         """
+        if self._observers and record is None:
+            return await self._call_observed(path, request, repeatable, channel, write)
         channel = self._channel if channel is None else channel
         metadata = self._token_metadata
         try:
             try:
-                return await self._unary(channel, path, request, repeatable, metadata)
+                return await self._unary(channel, path, request, repeatable, metadata, record)
             except GrpcError as exc:
                 if not (self._credentials and exc.message in REAUTHENTICATE):
                     raise
             # The token expired or the auth store moved on; the server refused the
             # request before applying it, so a retry with a fresh token is safe.
+            if record is not None:
+                record.event("reauthenticate")
             await self._reauthenticate(metadata)
-            return await self._unary(channel, path, request, repeatable, self._token_metadata)
+            return await self._unary(
+                channel, path, request, repeatable, self._token_metadata, record
+            )
         except (GrpcError, TransportError) as exc:
             if isinstance(exc, GrpcError) and exc.status == Status.UNIMPLEMENTED:
                 raise unsupported(path, exc.message) from exc
             raise translate(exc, write=not repeatable if write is None else write) from exc
 
+    async def _call_observed(
+        self,
+        path: str,
+        request: bytes,
+        repeatable: bool,
+        channel: Channel | None,
+        write: bool | None,
+    ) -> bytes:
+        """:meth:`_call_raw` seen by the observers (telemetry)."""
+        record = Rpc(self._observers, path, "unary", len(request))
+        record.started()
+        try:
+            response = await self._call_raw(
+                path, request, repeatable=repeatable, channel=channel, write=write, record=record
+            )
+        except BaseException as exc:
+            record.finished(exc)
+            raise
+        record.finished(None, len(response))
+        return response
+
     async def _unary(
-        self, channel: Channel, path: str, request: bytes, repeatable: bool, metadata: bytes
+        self,
+        channel: Channel,
+        path: str,
+        request: bytes,
+        repeatable: bool,
+        metadata: bytes,
+        record: Rpc | None,
     ) -> bytes:
         try:
             if self._timeout is None or cleaning():
-                return await channel.unary(path, request, repeatable=repeatable, metadata=metadata)
+                return await channel.unary(
+                    path, request, repeatable=repeatable, metadata=metadata, record=record
+                )
             with anyio.fail_after(self._timeout):
                 try:
                     return await channel.unary(
-                        path, request, repeatable=repeatable, metadata=metadata
+                        path, request, repeatable=repeatable, metadata=metadata, record=record
                     )
                 except GrpcError as exc:
                     if exc.status == Status.DEADLINE_EXCEEDED or exc.message in DEADLINE_MESSAGES:
@@ -291,6 +368,8 @@ class Client(
         async with self._auth_lock:
             # ``stale`` is what a call or a stream sent (streams add hasleader).
             if stale in (self._token_metadata, self._token_metadata + _HASLEADER):
+                self._reauthentications += 1
+                logger.info("authenticating again (the token expired or the auth store changed)")
                 await self._authenticate()
 
     def _has_credentials(self) -> bool:
@@ -383,6 +462,8 @@ async def open_etcd(
     discovery_srv_name: str = "",
     discovery_srv_nameserver: tuple[str, int] | None = None,
     auto_sync_interval: float | None = None,
+    observers: Sequence[RpcObserver] = (),
+    opentelemetry: bool | None = None,
 ) -> AsyncIterator[Client]:
     """
     Open a client; leaving the block closes every connection and background task.
@@ -420,6 +501,13 @@ async def open_etcd(
         endpoint list with the client URLs of the cluster's started, voting members, as
         :meth:`Client.sync_endpoints` does, in a task of the client; a failed or empty sync
         keeps the list. ``None`` (the default) never syncs
+    :param observers: :class:`~etcdanyio.telemetry.RpcObserver` instances that see every RPC
+        (method, endpoint, attempts, retries and failovers, status, error, sizes, duration)
+    :param opentelemetry: record a span and a duration per RPC through OpenTelemetry's global
+        providers (``etcdanyio[otel]``). ``None`` (the default): when ``opentelemetry-api`` is
+        installed and the application configured an SDK provider before opening the client.
+        ``True``: whenever the API is installed; ``False``: never. For providers of your own,
+        pass ``observers=[etcdanyio.telemetry.OpenTelemetryObserver(tracer_provider=...)]``
     :raises AuthenticationError: if the credentials are wrong
     :raises ConnectionFailedError: if ``discovery_srv`` finds no endpoint
     """
@@ -449,6 +537,7 @@ async def open_etcd(
             f"tls_server_hostname must be a str, got {tls_server_hostname!r} "
             f"({type(tls_server_hostname).__name__})"
         )
+    observers = _with_opentelemetry(list(observers), opentelemetry)
     if discovery_srv is not None:
         parsed = await discover_endpoints(
             discovery_srv,
@@ -471,7 +560,12 @@ async def open_etcd(
             client: Client | None = None
             try:
                 client = Client(
-                    channel, tg, timeout=timeout, namespace=prefix, credentials=credentials
+                    channel,
+                    tg,
+                    timeout=timeout,
+                    namespace=prefix,
+                    credentials=credentials,
+                    observers=observers,
                 )
                 if credentials is not None:
                     await client._authenticate()
@@ -495,6 +589,33 @@ async def open_etcd(
 
 
 _HASLEADER = encode_metadata([("hasleader", "true")])
+
+
+def _with_opentelemetry(
+    observers: list[RpcObserver], opentelemetry: bool | None
+) -> list[RpcObserver]:
+    """``observers``, plus OpenTelemetry's when asked for (or configured, by default)."""
+    for observer in observers:
+        if not isinstance(observer, RpcObserver):
+            raise TypeError(
+                f"observers must be RpcObserver instances, got {observer!r} "
+                f"({type(observer).__name__})"
+            )
+    if opentelemetry is False:
+        return observers
+    try:
+        from . import _otel
+    except ImportError:
+        if opentelemetry:
+            raise ImportError(
+                "opentelemetry=True needs opentelemetry-api: pip install 'etcdanyio[otel]'"
+            ) from None
+        return observers
+    if any(isinstance(o, _otel.OpenTelemetryObserver) for o in observers):
+        return observers
+    if opentelemetry or _otel.configured():
+        observers.append(_otel.OpenTelemetryObserver())
+    return observers
 
 
 async def _let_deadline_fire() -> None:

@@ -20,6 +20,7 @@ same keys as ``etcdctl elect`` and Go's election, so they interoperate.
 from __future__ import annotations
 
 import contextlib
+import logging
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
@@ -43,6 +44,8 @@ if TYPE_CHECKING:
     from .client import Client
     from .lease import Lease
     from .types import KeyValue
+
+logger = logging.getLogger("etcdanyio.election")
 
 __all__ = [
     "Election",
@@ -265,6 +268,7 @@ class Election:
                     finally:
                         lease.remove_dependent(scope)
                 if lease.lost is not None:
+                    logger.warning("leadership lost election=%r: %s", self.name, lease.lost)
                     raise LeadershipLostError(
                         lease.id, f"leadership of {self.name!r} lost: {lease.lost}"
                     ) from lease.lost

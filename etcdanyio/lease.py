@@ -98,7 +98,7 @@ class Lease(anyio.AsyncContextManagerMixin):
         #: the TTL granted by the server
         self.ttl = 0
         self._registration: Registration | None = None
-        self._own_scope = anyio.CancelScope()
+        self._own_scope: anyio.CancelScope | None = None
         self._entered = False
         self._revoked = False
 
@@ -148,6 +148,7 @@ class Lease(anyio.AsyncContextManagerMixin):
         if self._revoked:
             return
         own = self._own_scope
+        assert own is not None  # set with the registration
         # Our own block must not be cancelled by etcd's "TTL 0" answers that may follow.
         registration.discard(own)
         self._revoked = True
@@ -161,7 +162,7 @@ class Lease(anyio.AsyncContextManagerMixin):
             raise
         registration.owners = 1  # nobody keeps a revoked lease alive: drop it for all
         self._client._keepalive().unregister(registration)
-        registration.lose(LeaseLost("revoked by Lease.revoke()"))
+        registration.lose(LeaseLost("revoked by Lease.revoke()"), deliberate=True)
 
     async def time_to_live(self, *, keys: bool = False) -> LeaseTimeToLiveResult:
         """The lease's remaining TTL (and, with ``keys=True``, its keys)."""

@@ -307,6 +307,7 @@ class Lock(anyio.AsyncContextManagerMixin):
                     finally:
                         lease.remove_dependent(scope)
                 if lease.lost is not None:
+                    logger.warning("lock lost name=%r key=%r: %s", self.name, self.key, lease.lost)
                     raise LockLostError(lease.id, f"lock {self.name!r} lost: {lease.lost}") from (
                         lease.lost
                     )

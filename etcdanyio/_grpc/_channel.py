@@ -15,7 +15,7 @@ import math
 import random
 import ssl
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 import anyio
 import anyio.abc
@@ -123,6 +123,19 @@ def _check_host(host: str, original: str) -> None:
         )
 
 
+class AttemptRecord(Protocol):
+    """What the channel tells telemetry of a call (``etcdanyio._telemetry.Rpc``)."""
+
+    attempts: int
+    endpoint: str
+
+    def event(self, name: str, **attributes: object) -> None: ...
+
+
+class StreamRecord(AttemptRecord, Protocol):
+    def finished(self, error: BaseException | None, response_size: int = 0) -> None: ...
+
+
 @dataclasses.dataclass
 class _EndpointState:
     endpoint: Endpoint
@@ -176,6 +189,11 @@ class Channel:
         self._closed = False
         self.retry = RetryPolicy()
         self._deadline = primitives().deadline
+        #: connections made, and moves away from a member (counters for statistics)
+        self.connects = 0
+        self.failovers = 0
+        #: called with a :class:`StreamRecord` per stream opened, if set (telemetry)
+        self.stream_observer: Callable[[str], StreamRecord] | None = None
 
     @property
     def endpoints(self) -> list[Endpoint]:
@@ -290,6 +308,9 @@ class Channel:
                 state.next_attempt = 0.0
                 self._connection = connection
                 self._connection_endpoint = state.endpoint
+                self.connects += 1
+                if self.connects > 1:
+                    logger.info("connected endpoint=%s", state.endpoint)
                 return connection
             names = ", ".join(str(s.endpoint) for s in order)
             detail = "; ".join(f"{s.endpoint}: {s.last_error!r}" for s in order)
@@ -306,7 +327,8 @@ class Channel:
         for state in self._endpoints:
             if state.endpoint == self._connection_endpoint:
                 self._backoff(state)
-        logger.debug("rotating away from endpoint=%s", self._connection_endpoint)
+        self.failovers += 1
+        logger.info("failing over: moving away from endpoint=%s", self._connection_endpoint)
         connection.retire()
 
     def set_endpoints(self, endpoints: Sequence[Endpoint]) -> None:
@@ -334,6 +356,8 @@ class Channel:
         """Stop using ``connection`` (e.g. after a keepalive or protocol failure)."""
         if self._connection is connection:
             self._connection = None
+            self.failovers += 1
+            logger.info("connection failed endpoint=%s", self._connection_endpoint)
             for state in self._endpoints:
                 if state.endpoint == self._connection_endpoint:
                     self._backoff(state)
@@ -345,18 +369,22 @@ class Channel:
         *,
         metadata: bytes = b"",
         repeatable: bool = False,
+        record: AttemptRecord | None = None,
     ) -> bytes:
         """
         One unary call, retried per :class:`RetryPolicy` within the caller's deadline.
 
         The caller's cancel scopes bound the call; their deadline is sent as
-        ``grpc-timeout``.
+        ``grpc-timeout``. ``record`` (telemetry) is told of each attempt, retry and failover.
         """
         attempt = 0
         while True:
             attempt += 1
             # (get_connection() only when needed: awaiting it costs a coroutine.)
             connection = self._usable() or await self.get_connection()
+            if record is not None:
+                record.attempts += 1
+                record.endpoint = str(self._connection_endpoint)
             # One walk of the cancel scopes gives both the deadline and whether one
             # of them was cancelled (-inf); nothing yields from here to the write.
             deadline = self._deadline()
@@ -377,21 +405,39 @@ class Channel:
                 if delay is None:
                     raise
                 if isinstance(exc, GrpcError) and exc.status == Status.UNAVAILABLE:
+                    failovers = self.failovers
                     self.rotate(connection)
+                    if record is not None and self.failovers != failovers:
+                        record.event("failover", from_endpoint=record.endpoint)
+                if record is not None:
+                    record.event("retry", attempt=attempt, error=repr(exc), delay=delay)
                 logger.debug("retry path=%s attempt=%d error=%r", path, attempt, exc)
             await anyio.sleep(delay)
 
     @asynccontextmanager
     async def open_call(self, path: str, *, metadata: bytes = b"") -> AsyncIterator[Call]:
         """A streaming call on the pinned connection; reset on exit unless it ended."""
-        connection = await self.get_connection()
-        call = await connection.open_call(
-            path, grpc_timeout=remaining(anyio.current_effective_deadline()), metadata=metadata
-        )
+        observe = self.stream_observer
+        record = observe(path) if observe is not None else None
+        error: BaseException | None = None
         try:
-            yield call
+            connection = await self.get_connection()
+            if record is not None:
+                record.attempts += 1
+                record.endpoint = str(self._connection_endpoint)
+            call = await connection.open_call(
+                path, grpc_timeout=remaining(anyio.current_effective_deadline()), metadata=metadata
+            )
+            try:
+                yield call
+            finally:
+                await call.aclose()
+        except BaseException as exc:
+            error = exc
+            raise
         finally:
-            await call.aclose()
+            if record is not None:
+                record.finished(error)
 
     async def aclose(self) -> None:
         self._closed = True

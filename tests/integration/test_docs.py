@@ -8,8 +8,8 @@ A ``python`` block is one of two kinds:
   this module's etcd, under each backend it names (``sys.argv[1]`` or ``backend="..."``);
 - a fragment: run with top-level ``await`` under the test's backend (asyncio and trio), where
   ``client`` is the plugin's ``etcd_client`` (a namespace of its own per test) and
-  ``etcd_endpoints`` this module's etcd. The fragments of one page share one namespace, in
-  order, like a reader's session.
+  ``etcd_endpoints`` (and ``$ETCD_ENDPOINTS``) this module's etcd. The fragments of one page
+  share one namespace, in order, like a reader's session.
 
 A block after the line ``<!-- snippet: test-module -->`` is a pytest module: an inner pytest
 runs it (with the plugin, ``--etcd-endpoints`` naming this module's etcd) and all its tests
@@ -166,7 +166,11 @@ def test_program_runs(block: Block, backend: str, etcd_endpoints: list[str]) -> 
 @pytest.mark.parametrize(
     "page", FRAGMENT_PAGES, ids=[str(p.relative_to(ROOT)) for p in FRAGMENT_PAGES]
 )
-async def test_fragments_run(page: Path, etcd_client: Client, etcd_endpoints: list[str]) -> None:
+async def test_fragments_run(
+    page: Path, etcd_client: Client, etcd_endpoints: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # open_etcd() without endpoints, as the guides write it, finds this module's etcd.
+    monkeypatch.setenv("ETCD_ENDPOINTS", ",".join(etcd_endpoints))
     namespace: dict[str, Any] = {
         "__name__": "__snippet__",
         "anyio": anyio,

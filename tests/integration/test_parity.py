@@ -20,16 +20,19 @@ import io
 import pickle
 import re
 import socket
+import threading
 import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import anyio
 import anyio.abc
+import anyio.to_thread
 import pytest
 import trustme
 
 import etcdanyio
+import etcdanyio.sync
 from etcdanyio import (
     AlarmType,
     CompactedError,
@@ -1413,6 +1416,60 @@ def test_every_row_has_a_test() -> None:
     assert not duplicates, f"rows listed twice in {DOC.name}: {duplicates}"
     assert sorted(set(ids) - set(ROWS)) == [], "rows without a test"
     assert sorted(set(ROWS) - set(ids)) == [], "tests without a row"
+
+
+# ---------------------------------------------------------------- staying synchronous
+
+
+def _sync_client(ctx: Ctx) -> etcdanyio.sync.Client:
+    return etcdanyio.sync.Client(ctx.etcd_server.endpoints, timeout=5)
+
+
+@row("gw.sync", "etcd3py.sync", "etcd3.sync")
+async def sync_client(ctx: Ctx) -> None:
+    def blocking() -> None:
+        client = _sync_client(ctx)
+        try:
+            client.put(ctx.key("a"), "1")
+            kv = client.get(ctx.key("a"))
+            assert kv is not None
+            assert kv.value == b"1"
+            with client.lease(10) as lease:
+                client.put(ctx.key("leased"), "v", lease=lease)
+            assert client.get(ctx.key("leased")) is None  # revoked with the block
+            with client.lock(ctx.key("lock"), ttl=10, timeout=5) as lock:
+                assert client.txn(compare=[lock.is_owner()]).succeeded
+            with pytest.raises(TimeoutError):
+                client.watch_once(ctx.key("never"), timeout=SHORT)
+        finally:
+            client.close()
+        client.close()  # idempotent
+
+    await anyio.to_thread.run_sync(blocking)
+    kv = await ctx.client.get(ctx.key("a"))  # the async client sees the same data
+    assert kv is not None
+
+
+@row("etcd3py.sync_callback", "etcd3.sync_watch_callback")
+async def sync_watch_callback(ctx: Ctx) -> None:
+    def blocking() -> list[bytes]:
+        seen: list[bytes] = []
+        second = threading.Event()
+
+        def callback(event: etcdanyio.Event) -> None:
+            seen.append(event.kv.value)
+            if len(seen) == 2:
+                second.set()
+
+        with etcdanyio.sync.open_etcd(ctx.etcd_server.endpoints, timeout=5) as client:
+            watch_id = client.add_watch_prefix_callback(ctx.key(""), callback)
+            client.put(ctx.key("a"), "1")
+            client.put(ctx.key("b"), "2")
+            assert second.wait(ROW_TIMEOUT / 2)
+            client.cancel_watch(watch_id)
+        return seen
+
+    assert await anyio.to_thread.run_sync(blocking) == [b"1", b"2"]
 
 
 # ------------------------------------------------------------------------- fixtures

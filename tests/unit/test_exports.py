@@ -118,7 +118,10 @@ def test_every_module_can_be_imported_first() -> None:
     # The API loads lazily: a module imported directly must not meet a half-imported one.
     # (_grpc imports nothing above itself, so it cannot meet the lazy loader: left out.)
     modules = [f"etcdanyio.{p.stem}" for p in sorted(PACKAGE.glob("*.py")) if p.stem != "__init__"]
-    modules += [f"etcdanyio.recipes.{p.stem}" for p in sorted((PACKAGE / "recipes").glob("*.py"))]
+    for package in ("recipes", "sync"):
+        modules += [
+            f"etcdanyio.{package}.{p.stem}" for p in sorted((PACKAGE / package).glob("*.py"))
+        ]
     script = (
         "import subprocess, sys\n"
         "for name in sys.argv[1:]:\n"
