@@ -400,7 +400,10 @@ class Channel:
                 )
             except (TransportError, GrpcError) as exc:
                 if isinstance(exc, TransportError) and connection.error is not None:
+                    failovers = self.failovers
                     self.mark_failed(connection)
+                    if record is not None and self.failovers != failovers:
+                        record.event("failover", from_endpoint=record.endpoint)
                 delay = self.retry.delay(exc, attempt, repeatable=repeatable)
                 if delay is None:
                     raise

@@ -29,7 +29,7 @@ import sys
 import traceback
 import urllib.request
 import uuid
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import pytest
@@ -789,11 +789,9 @@ async def test_old_auth_revision_reauthenticates_once(
             seen: list[str] = []
             unary = client._channel.unary
 
-            async def spying(
-                path: str, request: bytes, *, metadata: bytes = b"", repeatable: bool = False
-            ) -> bytes:
+            async def spying(path: str, request: bytes, **kwargs: Any) -> bytes:
                 try:
-                    return await unary(path, request, metadata=metadata, repeatable=repeatable)
+                    return await unary(path, request, **kwargs)
                 except GrpcError as exc:
                     seen.append(exc.message)
                     raise
@@ -858,13 +856,13 @@ class FlakyPut:
         self.attempts: list[bytes] = []
 
     async def __call__(
-        self, path: str, request: bytes, *, metadata: bytes = b"", repeatable: bool = False
+        self, path: str, request: bytes, *, metadata: bytes = b"", **kwargs: Any
     ) -> bytes:
         if path == PUT:
             self.attempts.append(metadata)
             if len(self.attempts) <= self._failures:
                 raise GrpcError(*self._error)
-        return await self._unary(path, request, metadata=metadata, repeatable=repeatable)
+        return await self._unary(path, request, metadata=metadata, **kwargs)
 
 
 @pytest.mark.parametrize(("status", "message"), _MESSAGES)
