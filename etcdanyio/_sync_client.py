@@ -14,7 +14,16 @@ from typing import TYPE_CHECKING, Any
 from . import client as _client
 from ._sync_generated import ClientCalls
 from ._sync_loop import Loop
-from ._sync_scopes import Election, Holder, Lease, Lock, RangeIterator, Watch, _LockHolds
+from ._sync_scopes import (
+    Election,
+    Holder,
+    Lease,
+    Lock,
+    Mirror,
+    RangeIterator,
+    Watch,
+    _LockHolds,
+)
 
 if TYPE_CHECKING:
     import ssl
@@ -168,6 +177,24 @@ class Client(ClientCalls):
         """
         context = self._async.keepalive(lease_id, interval=interval, revoke=revoke)
         return Lease(self._loop, self._timeout, context)
+
+    def mirror(
+        self,
+        key: str | bytes,
+        *,
+        prefix: bool = False,
+        end: str | bytes | None = None,
+        page_size: int = 1000,
+        max_buffered: int = 10_000,
+    ) -> Mirror:
+        """
+        A local copy of ``key`` (or a range) kept equal to the store, for a ``with`` block, as
+        :meth:`etcdanyio.Client.mirror`; reads hop onto the client's loop (see ``Mirror``).
+        """
+        context = self._async.mirror(
+            key, prefix=prefix, end=end, page_size=page_size, max_buffered=max_buffered
+        )
+        return Mirror(self._loop, self._timeout, context)
 
     def statistics(self) -> ClientStatistics:
         """A snapshot of the client, as :meth:`etcdanyio.Client.statistics` (read on its loop)."""

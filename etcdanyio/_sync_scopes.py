@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
     from typing_extensions import Self
 
+    from . import _mirror
     from . import election as _election
     from . import lease as _lease
     from . import lock as _lock
@@ -46,6 +47,7 @@ __all__ = [
     "Leadership",
     "Lease",
     "Lock",
+    "Mirror",
     "Observation",
     "RangeIterator",
     "Watch",
@@ -595,3 +597,99 @@ async def _take(pager: RangePager, count: int) -> list[KeyValue]:
         if len(items) >= count:
             break
     return items
+
+
+class Mirror(_Scope):
+    """
+    ``with client.mirror("config/", prefix=True) as mirror:`` -- the blocking face of
+    :meth:`etcdanyio.Client.mirror`. The copy is kept by the client's loop; every read hops onto
+    the loop, so that a thread never sees half a transaction (each read is consistent at
+    :attr:`revision`; take :meth:`snapshot` for several reads at one revision).
+    """
+
+    def __init__(
+        self, loop: Loop[Any], timeout: float | None, context: AbstractAsyncContextManager[Any]
+    ) -> None:
+        self._loop = loop
+        self._timeout = timeout
+        self._context = context
+        self._async: _mirror.Mirror | None = None
+
+    def __enter__(self) -> Self:
+        if self._holder is not None:
+            raise RuntimeError("mirror is already entered")
+        self._async = self._hold(Holder(self._loop, self._context))
+        return self
+
+    def _open(self) -> _mirror.Mirror:
+        if self._async is None or self._holder is None:
+            raise RuntimeError("the mirror is not open")
+        return self._async
+
+    def _read(self, read: Callable[[_mirror.Mirror], T]) -> T:
+        mirror = self._open()
+
+        async def on_loop() -> T:
+            return read(mirror)
+
+        return self._loop.run(on_loop(), self._timeout)
+
+    @property
+    def revision(self) -> int:
+        """The store revision the copy equals."""
+        return self._read(lambda m: m.revision)
+
+    def snapshot(self) -> tuple[int, dict[bytes, KeyValue]]:
+        """The revision and a copy of the whole content at it, in one hop."""
+        return self._read(lambda m: (m.revision, dict(m._data)))
+
+    def __getitem__(self, key: bytes | str) -> KeyValue:
+        return self._read(lambda m: m[key])
+
+    def get(self, key: bytes | str, default: KeyValue | None = None) -> KeyValue | None:
+        return self._read(lambda m: m.get(key, default))
+
+    def __contains__(self, key: object) -> bool:
+        return self._read(lambda m: key in m)
+
+    def __len__(self) -> int:
+        return self._read(len)
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self.keys())
+
+    def keys(self) -> list[bytes]:
+        """The keys, copied in one hop."""
+        return self._read(lambda m: list(m._data))
+
+    def wait_for_revision(self, revision: int, *, timeout: float | None = None) -> None:
+        """Block until the copy reflects ``revision`` (see the async mirror)."""
+        mirror = self._open()
+        self._loop.run(
+            mirror.wait_for_revision(revision), self._timeout if timeout is None else timeout
+        )
+
+    def sync(self, *, timeout: float | None = None) -> int:
+        """Block until the copy is current as of now on the server; return its revision."""
+        mirror = self._open()
+        return self._loop.run(mirror.sync(), self._timeout if timeout is None else timeout)
+
+    def changes(self, *, max_buffered: int = 10_000) -> Iterator[_mirror.MirrorUpdate]:
+        """
+        What changed from now on, in revision order: a blocking iterator (see the async
+        mirror). The consumer is registered at once, before this returns.
+        """
+        mirror = self._open()
+        changes = self._read(lambda m: m.changes(max_buffered=max_buffered))
+        return self._iterate(mirror, changes)
+
+    def _iterate(
+        self, mirror: _mirror.Mirror, changes: _mirror.MirrorChanges
+    ) -> Iterator[_mirror.MirrorUpdate]:
+        while True:
+            try:
+                yield self._loop.run(changes.__anext__(), None)
+            except StopAsyncIteration:
+                return
+            if self._holder is None or mirror._closed:
+                return

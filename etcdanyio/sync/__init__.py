@@ -24,6 +24,7 @@ from .._sync_scopes import Election as Election
 from .._sync_scopes import Leadership as Leadership
 from .._sync_scopes import Lease as Lease
 from .._sync_scopes import Lock as Lock
+from .._sync_scopes import Mirror as Mirror
 from .._sync_scopes import Observation as Observation
 from .._sync_scopes import RangeIterator as RangeIterator
 from .._sync_scopes import Watch as Watch
@@ -37,6 +38,7 @@ __all__ = [
     "Leadership",
     "Lease",
     "Lock",
+    "Mirror",
     "Observation",
     "RangeIterator",
     "Watch",

@@ -676,3 +676,28 @@ def test_a_forked_child_gets_a_clear_error(client: etcdanyio.sync.Client) -> Non
     assert b"os.fork()" in message
     # The parent's connection is untouched.
     client.put("test_sync/fork", "v")
+
+
+def test_sync_mirror(etcd_server: EtcdServer, backend: str) -> None:
+    """client.mirror() in the blocking API: reads hop onto the loop, consistent at a revision."""
+    with etcdanyio.sync.open_etcd(etcd_server.endpoint, backend=backend, timeout=10) as client:
+        client.delete_prefix("sync-mirror/")
+        client.put("sync-mirror/a", "1")
+        with client.mirror("sync-mirror/", prefix=True) as mirror:
+            assert mirror[b"sync-mirror/a"].value == b"1"
+            assert "sync-mirror/a" in mirror
+            assert len(mirror) == 1
+            changes = mirror.changes()
+            result = client.put("sync-mirror/b", "2")
+            mirror.wait_for_revision(result.header.revision, timeout=5)
+            assert sorted(mirror) == [b"sync-mirror/a", b"sync-mirror/b"]
+            update = next(changes)
+            assert [e.kv.key for e in update.events] == [b"sync-mirror/b"]
+            revision, content = mirror.snapshot()
+            assert revision >= result.header.revision
+            assert set(content) == {b"sync-mirror/a", b"sync-mirror/b"}
+            assert mirror.sync(timeout=5) >= revision
+            assert mirror.get("sync-mirror/none") is None
+        with pytest.raises(RuntimeError, match="not open"):
+            _ = mirror.revision
+        client.delete_prefix("sync-mirror/")

@@ -44,7 +44,7 @@ PAIRS = [
 #: and scopes not in the blocking API yet (see docs/sync.md)
 ASYNC_ONLY = {
     "Lease": {"add_dependent", "remove_dependent", "deadline"},
-    "Client": {"mirror", "election_observe"},
+    "Client": {"election_observe"},
     # a sync leadership holds no sync Lease: its lease ID is leader_key.lease
     "Leadership": {"lease"},
 }
