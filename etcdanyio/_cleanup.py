@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import math
 from contextlib import asynccontextmanager, contextmanager
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -102,12 +103,19 @@ class Write:
     async def run(self, write: Callable[[], Awaitable[T]]) -> T:
         """
         Await ``write()`` to its answer even if the caller is cancelled meanwhile (shielded,
-        bounded by the caller's deadline plus :data:`CLEANUP_TIMEOUT`), then deliver the
-        caller's cancellation. :attr:`outcome` says afterwards what is known.
+        bounded by the caller's deadline, or :data:`SETTLE_TIME` without one, plus
+        :data:`CLEANUP_TIMEOUT`), then deliver the caller's cancellation. :attr:`outcome`
+        says afterwards what is known.
         """
         await anyio.lowlevel.checkpoint_if_cancelled()  # cancelled already: nothing is sent
         self.outcome = Outcome.UNKNOWN
-        deadline = max(anyio.current_effective_deadline(), anyio.current_time())
+        now = anyio.current_time()
+        deadline = anyio.current_effective_deadline()
+        if deadline == math.inf:
+            # No deadline: etcd answers within its request timeout or not at all, so a
+            # cancelled caller never waits longer than that for the answer.
+            deadline = now + SETTLE_TIME
+        deadline = max(deadline, now)
         answered = False
         try:
             with anyio.CancelScope(shield=True, deadline=deadline + CLEANUP_TIMEOUT):
@@ -118,7 +126,7 @@ class Write:
                 self.outcome = Outcome.NOT_APPLIED
             raise
         if not answered:
-            # Our own bound expired: the caller's deadline had passed before it.
+            # Our own bound expired (the caller's deadline had passed before it, if it had one).
             await anyio.lowlevel.checkpoint_if_cancelled()
             raise TimeoutError("no answer to the write in time: its outcome is unknown")
         self.outcome = Outcome.APPLIED
