@@ -8,12 +8,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 
-from . import _codec_calls as codec
-from ._codec import decode_lease_keepalive, encode_lease_keepalive
+from . import _codec_calls as calls
 from ._grpc import GrpcError, Status, TransportError
 from ._keepalive import KeepAliveStream
 from ._pb import etcdserverpb as pb
 from ._requests import check_int, check_optional_seconds, lease_id
+from ._speedups import codec
 from .errors import LeaseNotFoundError, translate
 from .lease import Lease, LeaseGrantResult, LeaseTimeToLiveResult
 
@@ -151,23 +151,23 @@ class LeaseMixin:
         Not retried once sent (a retry could grant a second lease), unless an
         ``id`` is given.
         """
-        request = codec.encode_lease_grant(_check_ttl(ttl), check_int(id, "id"))
+        request = calls.encode_lease_grant(_check_ttl(ttl), check_int(id, "id"))
         raw = await self._call_raw(_GRANT, request, repeatable=bool(id), write=True)
-        return codec.decode_lease_grant_response(raw)
+        return calls.decode_lease_grant_response(raw)
 
     async def lease_revoke(self, lease_id: Any) -> ResponseHeader:
         """Revoke a lease: its keys are deleted. :raises LeaseNotFoundError: if it is gone."""
-        request = codec.encode_lease_revoke(_lease_id(lease_id))
+        request = calls.encode_lease_revoke(_lease_id(lease_id))
         raw = await self._call_raw(_REVOKE, request, repeatable=True, write=True)
-        return codec.decode_lease_revoke_response(raw)
+        return calls.decode_lease_revoke_response(raw)
 
     async def lease_time_to_live(
         self, lease_id: Any, *, keys: bool = False
     ) -> LeaseTimeToLiveResult:
         """The lease's remaining TTL (``-1``: it does not exist); its keys with ``keys=True``."""
-        request = codec.encode_lease_time_to_live(_lease_id(lease_id), bool(keys))
+        request = calls.encode_lease_time_to_live(_lease_id(lease_id), bool(keys))
         raw = await self._call_raw(_TTL, request, repeatable=True)
-        result = codec.decode_lease_time_to_live_response(raw)
+        result = calls.decode_lease_time_to_live_response(raw)
         if result.keys:
             result = dataclasses.replace(result, keys=[self._ns.strip(k) for k in result.keys])
         return result
@@ -191,11 +191,11 @@ class LeaseMixin:
                 async with self._channel.open_call(
                     _KEEPALIVE, metadata=self._stream_metadata()
                 ) as call:
-                    await call.send_message(encode_lease_keepalive(lease))
+                    await call.send_message(codec.encode_lease_keepalive(lease))
                     data = await call.recv_message()
         except (GrpcError, TransportError) as exc:
             raise translate(exc, write=False) from exc
-        ttl = decode_lease_keepalive(data or b"")[1]
+        ttl = codec.decode_lease_keepalive(data or b"")[1]
         if ttl <= 0:
             raise LeaseNotFoundError(
                 Status.NOT_FOUND, "etcdserver: requested lease not found", applied=False

@@ -35,11 +35,22 @@ from etcdanyio.types import (
     _make_range,
 )
 from etcdanyio.watch import Event, EventType
+from tests.unit.codec_builds import build_id, codec_builds
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
 
 pytestmark = pytest.mark.unit
+
+
+@pytest.fixture(scope="module", autouse=True, params=codec_builds(), ids=build_id)
+def codec_build(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Run every test of this module against each build of the codec (see codec_builds)."""
+    global _codec
+    saved, _codec = _codec, request.param
+    yield
+    _codec = saved
+
 
 INT64_MIN, INT64_MAX, UINT64_MAX = -(2**63), 2**63 - 1, 2**64 - 1
 int64s = st.one_of(
