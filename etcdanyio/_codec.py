@@ -690,8 +690,12 @@ def _event(data: bytes, pos: int, end: int) -> Event:
     return Event(event_type, kv if kv is not None else _EMPTY_KV, prev)
 
 
-def decode_watch_response(data: bytes) -> WatchResponse:
-    """Decode an ``etcdserverpb.WatchResponse``."""
+def decode_watch_response(data: bytes, shared: bool = True) -> WatchResponse:
+    """Decode an ``etcdserverpb.WatchResponse``.
+
+    ``shared``: other watchers may receive the same events, so look them up in (and
+    add them to) the event cache; a lone watcher's events are decoded directly.
+    """
     header: ResponseHeader | None = None
     watch_id = compact_revision = 0
     created = canceled = fragment = False
@@ -712,6 +716,10 @@ def decode_watch_response(data: bytes) -> WatchResponse:
                     n, pos = _varint(data, pos, n)
                 stop = pos + n
                 if tag == 0x5A:
+                    if not shared:
+                        events.append(_event(data, pos, stop))
+                        pos = stop
+                        continue
                     # Watchers of the same keys get the same event bytes, one response
                     # each: decode them once (events are immutable, so sharing is safe).
                     raw = data[pos:stop]

@@ -409,7 +409,8 @@ class WatchStream:
             data = await call.recv_message()
             if data is None:
                 return
-            self._dispatch(_decode_watch_response(data))
+            # The event cache pays only when several watchers may get the same events.
+            self._dispatch(_decode_watch_response(data, len(self._live) > 1))
 
     def _dispatch(self, response: WatchResponse) -> None:
         watch_id = response.watch_id

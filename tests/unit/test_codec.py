@@ -607,6 +607,10 @@ def test_decode_watch_response_matches_betterproto(
     again = _codec.decode_watch_response(data)
     assert again == first
     assert all(a is b for a, b in zip(again.events, first.events, strict=True))
+    # A lone watcher's response skips the cache: equal, but decoded afresh.
+    alone = _codec.decode_watch_response(data, False)
+    assert alone == first
+    assert all(a is not b for a, b in zip(alone.events, first.events, strict=True))
 
 
 @st.composite
@@ -634,8 +638,12 @@ def test_event_fields_in_any_order_with_unknown_fields(fields: list[bytes]) -> N
     raw = b"".join(fields)
     expected = expected_watch_response(pb.WatchResponse(events=[mvccpb.Event.parse(raw)]))
     _codec._EVENT_CACHE.clear()
-    decoded = _codec.decode_watch_response(bytes_field(11, raw))
-    assert decoded.events == expected.events
+    # between two other events, so that the uncached path's bounds are the event's own
+    other = bytes_field(11, bytes_field(2, bytes_field(1, b"k")))
+    data = other + bytes_field(11, raw) + other
+    for shared in (True, False):
+        decoded = _codec.decode_watch_response(data, shared)
+        assert decoded.events[1:2] == expected.events
 
 
 def test_event_kv_seen_twice_merges() -> None:
