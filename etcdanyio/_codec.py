@@ -42,6 +42,7 @@ from .types import (
     _make_put,
     _make_range,
     _new,
+    _slot_setters,
 )
 from .watch import Event, EventType
 
@@ -643,6 +644,10 @@ class _EventCache:
 
 _EVENT_CACHE = _EventCache(4 << 20)
 
+# Event(...) through the slot descriptors, as types.py does for KeyValue: its frozen
+# dataclass __init__ costs more than decoding a small event.
+_ev_type, _ev_kv, _ev_prev = _slot_setters(Event)
+
 
 def _event(data: bytes, pos: int, end: int) -> Event:
     """``mvccpb.Event`` in ``data[pos:end]``."""
@@ -687,7 +692,11 @@ def _event(data: bytes, pos: int, end: int) -> Event:
     if pos != end:
         raise _Truncated
     event_type = _EVENT_TYPES[kind] if kind < 2 else EventType(kind)
-    return Event(event_type, kv if kv is not None else _EMPTY_KV, prev)
+    event: Event = _new(Event)
+    _ev_type(event, event_type)
+    _ev_kv(event, kv if kv is not None else _EMPTY_KV)
+    _ev_prev(event, prev)
+    return event
 
 
 def decode_watch_response(data: bytes, shared: bool = True) -> WatchResponse:
