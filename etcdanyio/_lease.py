@@ -18,15 +18,13 @@ from .errors import LeaseNotFoundError, translate
 from .lease import Lease, LeaseGrantResult, LeaseTimeToLiveResult
 
 if TYPE_CHECKING:
-    from .types import ResponseHeader
-
-if TYPE_CHECKING:
     import betterproto2
     from anyio.abc import TaskGroup
 
     from ._cleanup import Cleanups
     from ._grpc import Channel
     from ._keys import Namespace
+    from .types import ResponseHeader
 
 M = TypeVar("M", bound="betterproto2.Message")
 
