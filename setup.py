@@ -22,7 +22,14 @@ if os.environ.get("ETCDANYIO_COMPILE", "") not in ("", "0"):
     sys.path.insert(0, str(Path(__file__).resolve().parent / "scripts"))
     from build_compiled import ROOT
     from build_compiled import copies as write_copies
-    from mypyc.build import mypycify
+
+    try:
+        from mypyc.build import mypycify
+    except ImportError as exc:
+        raise SystemExit(
+            "ETCDANYIO_COMPILE=1 needs mypy in the build environment: install it and build"
+            " without isolation (python -m build --no-isolation, pip --no-build-isolation)"
+        ) from exc
 
     copies = write_copies()
     ext_modules = mypycify([str(p.relative_to(ROOT)) for p in copies], opt_level="3")
