@@ -530,6 +530,21 @@ def test_fast_constructors_make_ordinary_instances() -> None:
     assert hash(kv) == hash(KeyValue(b"k", b"v", 1, 2, 3, 4))
 
 
+def test_decoded_events_are_ordinary_instances() -> None:
+    """The codec builds Events through their slot descriptors, as it does KeyValues."""
+    kv = mvccpb.KeyValue(key=b"k", value=b"v", create_revision=1, mod_revision=2, version=1)
+    data = bytes(pb.WatchResponse(events=[mvccpb.Event(kv=kv)]))
+    for shared in (True, False):
+        (event,) = _codec.decode_watch_response(data, shared).events
+        slow = Event(EventType.PUT, KeyValue(b"k", b"v", 1, 2, 1, 0), None)
+        assert type(event) is Event
+        assert event == slow
+        assert repr(event) == repr(slow)
+        assert hash(event) == hash(slow)
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            event.prev_kv = None  # type: ignore[misc]
+
+
 @given(st.integers(min_value=-(2**63), max_value=2**63 - 1))
 def test_lease_keepalive_request_matches_betterproto(lease_id: int) -> None:
     assert _codec.encode_lease_keepalive(lease_id) == bytes(pb.LeaseKeepAliveRequest(id=lease_id))
