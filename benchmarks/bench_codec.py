@@ -4,21 +4,26 @@ The hand-written wire codec (``etcdanyio._codec``) against betterproto2.
     python benchmarks/bench_codec.py [--repeat N]
 
 Prints microseconds per operation (best of ``--repeat`` timing runs) for each
-side and the speed-up. Decoding is measured all the way to etcdanyio's result
-types, so the betterproto2 column includes ``Result.from_pb``. Machines here
-are noisy: compare ratios measured in the same run, not absolute numbers.
+side and the speed-up, and for the compiled build of the codec (mypyc,
+``scripts/build_compiled.py``) when it is built. Decoding is measured all the
+way to etcdanyio's result types, so the betterproto2 column includes
+``Result.from_pb``. Machines here are noisy: compare ratios measured in the same
+run, not absolute numbers.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import timeit
 from collections.abc import Callable
+from types import ModuleType
 
-from etcdanyio import _codec
+from etcdanyio import _codec, _codec_calls, _speedups
 from etcdanyio._pb import etcdserverpb as pb
 from etcdanyio._pb import mvccpb
-from etcdanyio.types import PutResult, RangeResult
+from etcdanyio.lease import LeaseGrantResult
+from etcdanyio.types import PutResult, RangeResult, ResponseHeader
 
 KEY = b"bench/key/000001"  # 16 bytes
 VALUE = b"v" * 64
@@ -42,35 +47,48 @@ def _kv(i: int) -> mvccpb.KeyValue:
 
 PUT_RESPONSE = bytes(pb.PutResponse(header=HEADER))
 RANGE_1 = bytes(pb.RangeResponse(header=HEADER, kvs=[_kv(1)], count=1))
+LEASE_GRANT = bytes(pb.LeaseGrantResponse(header=HEADER, id=7587869235112938053, ttl=60))
 RANGE_1000 = bytes(pb.RangeResponse(header=HEADER, kvs=[_kv(i) for i in range(1000)], count=1000))
 
-Case = tuple[str, Callable[[], object], Callable[[], object], int]
+# name, betterproto2, ours (given a build of _codec), number of runs
+Case = tuple[str, Callable[[], object], Callable[[ModuleType], object], int]
 CASES: list[Case] = [
     (
         "encode PutRequest (16 B key, 64 B value)",
         lambda: bytes(pb.PutRequest(key=KEY, value=VALUE)),
-        lambda: _codec.encode_put(KEY, VALUE),
+        lambda c: c.encode_put(KEY, VALUE),
         20000,
     ),
     (
         "decode PutResponse",
         lambda: PutResult.from_pb(pb.PutResponse.parse(PUT_RESPONSE)),
-        lambda: _codec.decode_put_response(PUT_RESPONSE),
+        lambda c: c.decode_put_response(PUT_RESPONSE),
         20000,
     ),
     (
         "decode RangeResponse, 1 key",
         lambda: RangeResult.from_pb(pb.RangeResponse.parse(RANGE_1)),
-        lambda: _codec.decode_range_response(RANGE_1),
+        lambda c: c.decode_range_response(RANGE_1),
         10000,
     ),
     (
         "decode RangeResponse, 1000 keys",
         lambda: RangeResult.from_pb(pb.RangeResponse.parse(RANGE_1000)),
-        lambda: _codec.decode_range_response(RANGE_1000),
+        lambda c: c.decode_range_response(RANGE_1000),
         10,
     ),
+    (
+        # _codec_calls is pure Python in both builds (only its header decoding differs)
+        "decode LeaseGrantResponse",
+        lambda: _grant_from_pb(pb.LeaseGrantResponse.parse(LEASE_GRANT)),
+        lambda c: _codec_calls.decode_lease_grant_response(LEASE_GRANT),
+        20000,
+    ),
 ]
+
+
+def _grant_from_pb(response: pb.LeaseGrantResponse) -> LeaseGrantResult:
+    return LeaseGrantResult(ResponseHeader.from_pb(response.header), response.id, response.ttl)
 
 
 def _us_per_op(fn: Callable[[], object], number: int, repeat: int) -> float:
@@ -82,16 +100,22 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5, help="timing runs per case (best wins)")
     args = parser.parse_args()
 
-    # Both sides must agree before their speed means anything.
+    compiled, why = _speedups.compiled_build(_codec)
+    builds = [_codec] if compiled is None else [_codec, compiled]
+    # Every side must agree before their speed means anything.
     for name, reference, ours, _ in CASES:
-        if reference() != ours():
+        if any(reference() != ours(build) for build in builds):
             raise SystemExit(f"{name}: the codecs disagree")
 
-    print(f"{'':42} {'betterproto2':>14} {'_codec':>10} {'speed-up':>9}")
+    head = f"{'':42} {'betterproto2':>14} {'_codec':>10} {'speed-up':>9}"
+    print(head + (f" {'mypyc':>10} {'speed-up':>9}" if compiled else f"  (mypyc: {why})"))
     for name, reference, ours, number in CASES:
         ref_us = _us_per_op(reference, max(1, number // 10), args.repeat)
-        our_us = _us_per_op(ours, number, args.repeat)
-        print(f"{name:42} {ref_us:11.2f} µs {our_us:7.2f} µs {ref_us / our_us:8.1f}x")
+        line = f"{name:42} {ref_us:11.2f} µs"
+        for build in builds:
+            our_us = _us_per_op(functools.partial(ours, build), number, args.repeat)
+            line += f" {our_us:7.2f} µs {ref_us / our_us:8.1f}x"
+        print(line)
 
 
 if __name__ == "__main__":

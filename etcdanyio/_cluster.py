@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import urlsplit
 
+from ._codec_calls import decode_member_list_response, encode_member_list
 from ._lazy import etcdserverpb as pb  # imported on first use
 from .types import Member, MemberAddResult
 
@@ -67,7 +68,7 @@ def check_peer_urls(peer_urls: object) -> list[str]:
 
 
 class ClusterMixin:
-    """Cluster membership calls; relies only on ``self._call``."""
+    """Cluster membership calls; relies only on ``self._call`` and ``self._call_raw``."""
 
     async def _call(
         self,
@@ -78,6 +79,9 @@ class ClusterMixin:
         repeatable: bool,
         write: bool | None = None,
     ) -> M:
+        raise NotImplementedError
+
+    async def _call_raw(self, path: str, request: bytes, *, repeatable: bool) -> bytes:
         raise NotImplementedError
 
     async def members(self, *, serializable: bool = False) -> list[Member]:
@@ -94,9 +98,8 @@ class ClusterMixin:
 
         .. versionadded:: 0.1
         """
-        request = pb.MemberListRequest(linearizable=not serializable)
-        response = await self._call(_LIST, request, pb.MemberListResponse, repeatable=True)
-        return [Member.from_pb(m) for m in response.members]
+        request = encode_member_list(not serializable)
+        return decode_member_list_response(await self._call_raw(_LIST, request, repeatable=True))
 
     async def member_add(
         self, peer_urls: Sequence[str], *, learner: bool = False

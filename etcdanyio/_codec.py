@@ -42,6 +42,7 @@ from .types import (
     _make_put,
     _make_range,
     _new,
+    _slot_setters,
 )
 from .watch import Event, EventType
 
@@ -643,6 +644,10 @@ class _EventCache:
 
 _EVENT_CACHE = _EventCache(4 << 20)
 
+# Event(...) through the slot descriptors, as types.py does for KeyValue: its frozen
+# dataclass __init__ costs more than decoding a small event.
+_ev_type, _ev_kv, _ev_prev = _slot_setters(Event)
+
 
 def _event(data: bytes, pos: int, end: int) -> Event:
     """``mvccpb.Event`` in ``data[pos:end]``."""
@@ -687,11 +692,19 @@ def _event(data: bytes, pos: int, end: int) -> Event:
     if pos != end:
         raise _Truncated
     event_type = _EVENT_TYPES[kind] if kind < 2 else EventType(kind)
-    return Event(event_type, kv if kv is not None else _EMPTY_KV, prev)
+    event: Event = _new(Event)
+    _ev_type(event, event_type)
+    _ev_kv(event, kv if kv is not None else _EMPTY_KV)
+    _ev_prev(event, prev)
+    return event
 
 
-def decode_watch_response(data: bytes) -> WatchResponse:
-    """Decode an ``etcdserverpb.WatchResponse``."""
+def decode_watch_response(data: bytes, shared: bool = True) -> WatchResponse:
+    """Decode an ``etcdserverpb.WatchResponse``.
+
+    ``shared``: other watchers may receive the same events, so look them up in (and
+    add them to) the event cache; a lone watcher's events are decoded directly.
+    """
     header: ResponseHeader | None = None
     watch_id = compact_revision = 0
     created = canceled = fragment = False
@@ -712,6 +725,10 @@ def decode_watch_response(data: bytes) -> WatchResponse:
                     n, pos = _varint(data, pos, n)
                 stop = pos + n
                 if tag == 0x5A:
+                    if not shared:
+                        events.append(_event(data, pos, stop))
+                        pos = stop
+                        continue
                     # Watchers of the same keys get the same event bytes, one response
                     # each: decode them once (events are immutable, so sharing is safe).
                     raw = data[pos:stop]

@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING
 import anyio
 
 from ._auth import REAUTHENTICATE
-from ._codec import decode_lease_keepalive, encode_lease_keepalive
 from ._grpc import GrpcError, Status, TransportError
+from ._speedups import codec
 from ._streams import pump
 from .errors import EtcdError
 
@@ -250,7 +250,7 @@ class KeepAliveStream:
                     registration.next_send = now + max(
                         min(registration.period, registration.ttl / 3), 0.1
                     )
-                await call.send_messages([encode_lease_keepalive(r.id) for r in due])
+                await call.send_messages([codec.encode_lease_keepalive(r.id) for r in due])
                 continue
             next_send = min((r.next_send for r in self._regs.values()), default=math.inf)
             deadline = min((r.deadline for r in self._regs.values()), default=math.inf)
@@ -261,7 +261,7 @@ class KeepAliveStream:
             data = await call.recv_message()
             if data is None:
                 return
-            lease_id, ttl = decode_lease_keepalive(data)
+            lease_id, ttl = codec.decode_lease_keepalive(data)
             registration = self._regs.get(lease_id)
             if registration is None:
                 continue

@@ -5,12 +5,12 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from . import _codec
 from . import txn as _txn
 from ._keys import Namespace, to_bytes, to_key
 from ._lazy import etcdserverpb as pb  # imported on first use
 from ._pager import RangePager
 from ._requests import check_int, key_range, put_fields, range_fields
+from ._speedups import codec as _codec
 from .txn import check_txn, encode_txn
 from .types import (
     CompactResult,

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 
+from . import _codec_calls as calls
 from ._grpc import GrpcError, Status, TransportError
 from ._keepalive import KeepAliveStream
 from ._lazy import etcdserverpb as pb  # imported on first use
 from ._requests import check_int, check_optional_seconds, lease_id
+from ._speedups import codec
 from .errors import LeaseNotFoundError, translate
 from .lease import Lease, LeaseGrantResult, LeaseTimeToLiveResult
-from .types import ResponseHeader
 
 if TYPE_CHECKING:
     import betterproto2
@@ -22,6 +24,7 @@ if TYPE_CHECKING:
     from ._cleanup import Cleanups
     from ._grpc import Channel
     from ._keys import Namespace
+    from .types import ResponseHeader
 
 M = TypeVar("M", bound="betterproto2.Message")
 
@@ -67,6 +70,11 @@ class LeaseMixin:
         repeatable: bool,
         write: bool | None = None,
     ) -> M:
+        raise NotImplementedError
+
+    async def _call_raw(
+        self, path: str, request: bytes, *, repeatable: bool, write: bool | None = None
+    ) -> bytes:
         raise NotImplementedError
 
     def lease(self, ttl: int, *, id: int = 0, interval: float | None = None) -> Lease:
@@ -141,33 +149,26 @@ class LeaseMixin:
         Not retried once sent (a retry could grant a second lease), unless an
         ``id`` is given.
         """
-        request = pb.LeaseGrantRequest(ttl=_check_ttl(ttl), id=check_int(id, "id"))
-        response = await self._call(
-            _GRANT, request, pb.LeaseGrantResponse, repeatable=bool(id), write=True
-        )
-        return LeaseGrantResult(ResponseHeader.from_pb(response.header), response.id, response.ttl)
+        request = calls.encode_lease_grant(_check_ttl(ttl), check_int(id, "id"))
+        raw = await self._call_raw(_GRANT, request, repeatable=bool(id), write=True)
+        return calls.decode_lease_grant_response(raw)
 
     async def lease_revoke(self, lease_id: Any) -> ResponseHeader:
         """Revoke a lease: its keys are deleted. :raises LeaseNotFoundError: if it is gone."""
-        request = pb.LeaseRevokeRequest(id=_lease_id(lease_id))
-        response = await self._call(
-            _REVOKE, request, pb.LeaseRevokeResponse, repeatable=True, write=True
-        )
-        return ResponseHeader.from_pb(response.header)
+        request = calls.encode_lease_revoke(_lease_id(lease_id))
+        raw = await self._call_raw(_REVOKE, request, repeatable=True, write=True)
+        return calls.decode_lease_revoke_response(raw)
 
     async def lease_time_to_live(
         self, lease_id: Any, *, keys: bool = False
     ) -> LeaseTimeToLiveResult:
         """The lease's remaining TTL (``-1``: it does not exist); its keys with ``keys=True``."""
-        request = pb.LeaseTimeToLiveRequest(id=_lease_id(lease_id), keys=bool(keys))
-        response = await self._call(_TTL, request, pb.LeaseTimeToLiveResponse, repeatable=True)
-        return LeaseTimeToLiveResult(
-            ResponseHeader.from_pb(response.header),
-            response.id,
-            response.ttl,
-            response.granted_ttl,
-            [self._ns.strip(k) for k in response.keys],
-        )
+        request = calls.encode_lease_time_to_live(_lease_id(lease_id), bool(keys))
+        raw = await self._call_raw(_TTL, request, repeatable=True)
+        result = calls.decode_lease_time_to_live_response(raw)
+        if result.keys:
+            result = dataclasses.replace(result, keys=[self._ns.strip(k) for k in result.keys])
+        return result
 
     async def leases(self) -> list[int]:
         """The IDs of every lease (etcd 3.3+)."""
@@ -188,16 +189,16 @@ class LeaseMixin:
                 async with self._channel.open_call(
                     _KEEPALIVE, metadata=self._stream_metadata()
                 ) as call:
-                    await call.send_message(bytes(pb.LeaseKeepAliveRequest(id=lease)))
+                    await call.send_message(codec.encode_lease_keepalive(lease))
                     data = await call.recv_message()
         except (GrpcError, TransportError) as exc:
             raise translate(exc, write=False) from exc
-        response = pb.LeaseKeepAliveResponse.parse(data or b"")
-        if response.ttl <= 0:
+        ttl = codec.decode_lease_keepalive(data or b"")[1]
+        if ttl <= 0:
             raise LeaseNotFoundError(
                 Status.NOT_FOUND, "etcdserver: requested lease not found", applied=False
             )
-        return response.ttl
+        return ttl
 
 
 def _check_interval(interval: object) -> float | None:

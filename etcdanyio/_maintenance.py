@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 import anyio
 
 from ._cluster import check_member_id
+from ._codec_calls import decode_status_response
 from ._grpc import GrpcError, TransportError
 from ._lazy import etcdserverpb as pb  # imported on first use
 from ._requests import check_int, check_seconds
@@ -146,6 +147,11 @@ class MaintenanceMixin:
     ) -> M:
         raise NotImplementedError
 
+    async def _call_raw_at(
+        self, path: str, request: bytes, *, repeatable: bool, endpoints: Sequence[str] | None
+    ) -> bytes:
+        raise NotImplementedError
+
     def _open_stream(
         self, path: str, request: bytes, *, endpoints: Sequence[str] | None
     ) -> AbstractAsyncContextManager[Call]:
@@ -168,14 +174,9 @@ class MaintenanceMixin:
 
         .. versionadded:: 0.1
         """
-        response = await self._call_at(
-            _STATUS,
-            pb.StatusRequest(),
-            pb.StatusResponse,
-            repeatable=True,
-            endpoints=_one(endpoint),
-        )
-        return StatusResult.from_pb(response)
+        # StatusRequest has no fields: its encoding is empty.
+        raw = await self._call_raw_at(_STATUS, b"", repeatable=True, endpoints=_one(endpoint))
+        return decode_status_response(raw)
 
     async def leader(self, endpoint: str | None = None) -> Member | None:
         """

@@ -33,20 +33,23 @@ from typing import TYPE_CHECKING
 import anyio
 
 from ._auth import REAUTHENTICATE
-from ._codec import WatchResponse, decode_watch_response
 from ._grpc import GrpcError, Status, TransportError
 from ._lazy import etcdserverpb as pb  # imported on first use
 from ._requests import check_int, key_range
+from ._speedups import codec
 from ._streams import pump
 from ._telemetry import WatchLag
 from .errors import EtcdError, WatchCompactedError, rpc_error, translate
 from .watch import Event, Filter, Watch, WatchBatch
+
+_decode_watch_response = codec.decode_watch_response
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 
     from anyio.abc import TaskGroup
 
+    from ._codec import WatchResponse
     from ._grpc import Channel
     from ._grpc._call import Call
     from ._grpc._connection import Connection
@@ -438,7 +441,8 @@ class WatchStream:
             data = await call.recv_message()
             if data is None:
                 return
-            self._dispatch(decode_watch_response(data))
+            # The event cache pays only when several watchers may get the same events.
+            self._dispatch(_decode_watch_response(data, len(self._live) > 1))
 
     def _dispatch(self, response: WatchResponse) -> None:
         watch_id = response.watch_id

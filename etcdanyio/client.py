@@ -423,9 +423,17 @@ class Client(
         endpoints: Sequence[str] | None,
     ) -> M:
         """:meth:`_call` on a connection to ``endpoints`` (one member); ``None``: the client's."""
-        async with self._endpoint_channel(endpoints) as channel:
-            raw = await self._call_raw(path, bytes(request), repeatable=repeatable, channel=channel)
+        raw = await self._call_raw_at(
+            path, bytes(request), repeatable=repeatable, endpoints=endpoints
+        )
         return response_type.parse(raw)
+
+    async def _call_raw_at(
+        self, path: str, request: bytes, *, repeatable: bool, endpoints: Sequence[str] | None
+    ) -> bytes:
+        """:meth:`_call_raw` on a connection to ``endpoints`` (one member); ``None``: ours."""
+        async with self._endpoint_channel(endpoints) as channel:
+            return await self._call_raw(path, request, repeatable=repeatable, channel=channel)
 
     @asynccontextmanager
     async def _open_stream(

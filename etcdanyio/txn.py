@@ -23,7 +23,6 @@ import dataclasses
 import enum
 from typing import TYPE_CHECKING
 
-from . import _codec
 from ._keys import Namespace, to_bytes, to_key
 from ._lazy import etcdserverpb as pb  # imported on first use
 from ._requests import (
@@ -36,6 +35,7 @@ from ._requests import (
     range_fields,
     range_request,
 )
+from ._speedups import codec as _codec
 from .types import _new, _slot_setters
 
 if TYPE_CHECKING:

@@ -16,8 +16,9 @@ import anyio
 
 import etcdanyio
 from etcdanyio import txn
+from etcdanyio._speedups import COMPILED
 
-from ._harness import LEASE_TTL, DriverInfo, emit_versions, parse_args, run_async
+from ._harness import LEASE_TTL, DriverInfo, _finish, parse_args, run_async, versions
 
 if TYPE_CHECKING:
     import argparse
@@ -100,7 +101,8 @@ class _Etcdanyio:
 
 async def _main(args: argparse.Namespace) -> None:
     if args.workload == "versions":
-        emit_versions(INFO)
+        # which build of the codec ran: compiled (mypyc) or pure Python (ETCDANYIO_PURE_PYTHON=1)
+        _finish({"versions": {**versions(INFO), "codec": "mypyc" if COMPILED else "pure"}})
     async with etcdanyio.open_etcd(args.endpoint) as client:
         peer = _Etcdanyio(client, watch_buffer=max(10_000, 2 * args.ops))
         await run_async(peer, _AnyioLoop(), args, INFO)

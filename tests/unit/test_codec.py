@@ -35,11 +35,22 @@ from etcdanyio.types import (
     _make_range,
 )
 from etcdanyio.watch import Event, EventType
+from tests.unit.codec_builds import build_id, codec_builds
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
 
 pytestmark = pytest.mark.unit
+
+
+@pytest.fixture(scope="module", autouse=True, params=codec_builds(), ids=build_id)
+def codec_build(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Run every test of this module against each build of the codec (see codec_builds)."""
+    global _codec
+    saved, _codec = _codec, request.param
+    yield
+    _codec = saved
+
 
 INT64_MIN, INT64_MAX, UINT64_MAX = -(2**63), 2**63 - 1, 2**64 - 1
 int64s = st.one_of(
@@ -519,6 +530,21 @@ def test_fast_constructors_make_ordinary_instances() -> None:
     assert hash(kv) == hash(KeyValue(b"k", b"v", 1, 2, 3, 4))
 
 
+def test_decoded_events_are_ordinary_instances() -> None:
+    """The codec builds Events through their slot descriptors, as it does KeyValues."""
+    kv = mvccpb.KeyValue(key=b"k", value=b"v", create_revision=1, mod_revision=2, version=1)
+    data = bytes(pb.WatchResponse(events=[mvccpb.Event(kv=kv)]))
+    for shared in (True, False):
+        (event,) = _codec.decode_watch_response(data, shared).events
+        slow = Event(EventType.PUT, KeyValue(b"k", b"v", 1, 2, 1, 0), None)
+        assert type(event) is Event
+        assert event == slow
+        assert repr(event) == repr(slow)
+        assert hash(event) == hash(slow)
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            event.prev_kv = None  # type: ignore[misc]
+
+
 @given(st.integers(min_value=-(2**63), max_value=2**63 - 1))
 def test_lease_keepalive_request_matches_betterproto(lease_id: int) -> None:
     assert _codec.encode_lease_keepalive(lease_id) == bytes(pb.LeaseKeepAliveRequest(id=lease_id))
@@ -596,6 +622,10 @@ def test_decode_watch_response_matches_betterproto(
     again = _codec.decode_watch_response(data)
     assert again == first
     assert all(a is b for a, b in zip(again.events, first.events, strict=True))
+    # A lone watcher's response skips the cache: equal, but decoded afresh.
+    alone = _codec.decode_watch_response(data, False)
+    assert alone == first
+    assert all(a is not b for a, b in zip(alone.events, first.events, strict=True))
 
 
 @st.composite
@@ -623,8 +653,12 @@ def test_event_fields_in_any_order_with_unknown_fields(fields: list[bytes]) -> N
     raw = b"".join(fields)
     expected = expected_watch_response(pb.WatchResponse(events=[mvccpb.Event.parse(raw)]))
     _codec._EVENT_CACHE.clear()
-    decoded = _codec.decode_watch_response(bytes_field(11, raw))
-    assert decoded.events == expected.events
+    # between two other events, so that the uncached path's bounds are the event's own
+    other = bytes_field(11, bytes_field(2, bytes_field(1, b"k")))
+    data = other + bytes_field(11, raw) + other
+    for shared in (True, False):
+        decoded = _codec.decode_watch_response(data, shared)
+        assert decoded.events[1:2] == expected.events
 
 
 def test_event_kv_seen_twice_merges() -> None:

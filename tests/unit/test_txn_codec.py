@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -12,8 +14,22 @@ from etcdanyio._pb import etcdserverpb as pb
 from etcdanyio._pb import mvccpb
 from etcdanyio.txn import encode_txn, txn_request
 from etcdanyio.types import TxnResult
+from tests.unit.codec_builds import build_id, codec_builds
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 pytestmark = pytest.mark.unit
+
+
+@pytest.fixture(scope="module", autouse=True, params=codec_builds(), ids=build_id)
+def codec_build(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Run every test of this module against each build of the codec (see codec_builds)."""
+    global _codec
+    saved, _codec = _codec, request.param
+    yield
+    _codec = saved
+
 
 keys = st.binary(min_size=1, max_size=8)
 ints = st.integers(min_value=0, max_value=2**63 - 1)

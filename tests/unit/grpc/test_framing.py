@@ -67,6 +67,37 @@ def test_round_trip_random_splits(payloads: list[bytes], data: st.DataObject) ->
     assert decoder.buffered == 0
 
 
+# Large messages (>= 64 KiB) are collected as pieces: mix them with small ones.
+mixed_messages = st.lists(
+    st.one_of(
+        st.binary(max_size=50),
+        st.integers(65_536 - 2, 200_000).map(lambda n: bytes([n % 251]) * n),
+    ),
+    max_size=5,
+)
+
+
+@given(mixed_messages, st.data())
+def test_round_trip_of_large_messages_in_pieces(payloads: list[bytes], data: st.DataObject) -> None:
+    stream = b"".join(map(encode, payloads))
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(stream)), max_size=40)))
+    bounds = zip([0, *cuts], [*cuts, len(stream)], strict=True)
+    decoder = MessageDecoder(1 << 20)
+    out: list[bytes] = []
+    fed = 0
+    for a, b in bounds:
+        out += decoder.feed(memoryview(stream)[a:b])
+        fed = b
+        done = sum(len(p) + PREFIX_SIZE for p in out)
+        # what is buffered is what was fed and not yet handed out
+        assert decoder.buffered == fed - done
+        if decoder.pending and decoder.buffered >= PREFIX_SIZE:
+            whole = len(payloads[len(out)]) + PREFIX_SIZE
+            assert decoder.pending == whole - decoder.buffered
+    assert out == payloads
+    assert decoder.buffered == decoder.pending == 0
+
+
 @given(st.binary(max_size=200), st.integers(0, 204))
 def test_pending_counts_the_bytes_still_needed(payload: bytes, cut: int) -> None:
     wire = encode(payload)
