@@ -143,10 +143,10 @@ async def test_statistics_of_watches_and_leases(member: EtcdServer) -> None:
 
 async def test_a_watch_resume_is_seen(member: EtcdServer, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="etcdanyio")
-    recorder = Recorder()
+    recorder, otel = Recorder(), Otel()
     with anyio.fail_after(30):
         async with (
-            etcdanyio.open_etcd(member.endpoint, observers=[recorder]) as client,
+            etcdanyio.open_etcd(member.endpoint, observers=[recorder, otel.observer]) as client,
             client.watch("obs/resume/", prefix=True) as events,
         ):
             await client.put("obs/resume/a", "1")
@@ -161,6 +161,9 @@ async def test_a_watch_resume_is_seen(member: EtcdServer, caplog: pytest.LogCapt
     assert len(watch_streams) >= 2  # the one the restart broke, and the resumed one
     assert watch_streams[0].kind == "stream"
     assert watch_streams[0].error is not None
+    spans = otel.finished("etcdserverpb.Watch/Watch")
+    assert len(spans) >= 2  # a stream span each, the broken one an error
+    assert spans[0].status.status_code.name == "ERROR"
     assert any("resuming watches=1" in r.getMessage() for r in caplog.records)
     assert all(r.levelno <= logging.INFO for r in caplog.records if "resuming" in r.getMessage())
 
