@@ -277,31 +277,24 @@ class Cleanups:
 
     async def _revoke(self, lease_id: int, expires_at: float, grant_unknown: bool) -> None:
         client = self._client
-        settle_until = anyio.current_time() + (SETTLE_TIME if grant_unknown else 0.0)
-        delay = _FIRST_PAUSE
-        exists, last = True, False
-        while True:
+
+        async def exists() -> bool:
+            return (await client.lease_time_to_live(lease_id)).ttl != -1
+
+        async def revoke() -> bool:
             try:
-                with cleanup_scope():
-                    if not exists:
-                        exists = (await client.lease_time_to_live(lease_id)).ttl != -1
-                    if exists:
-                        await client.lease_revoke(lease_id)
-                        return  # a lease is granted once: revoked, it cannot come back
+                await client.lease_revoke(lease_id)
             except LeaseNotFoundError:
-                exists = False
-            except (EtcdError, TimeoutError) as exc:
-                logger.debug("background revoke of lease %x failed: %r", lease_id, exc)
-            except anyio.ClosedResourceError:
-                last = True
-            now = anyio.current_time()
-            if not exists and now >= settle_until:
-                return
-            if last or now >= max(expires_at, settle_until):
-                logger.warning("gave up revoking lease %x: it expires by itself", lease_id)
-                return
-            last = not await self._pause(delay)
-            delay = min(delay * 2, _MAX_PAUSE)
+                return False  # not there (yet): a grant of unknown outcome may still come
+            return True  # a lease is granted once: revoked, it cannot come back
+
+        await self._settle(
+            f"revoking lease {lease_id:x}: it expires by itself",
+            exists,
+            revoke,
+            expires_at,
+            unknown=grant_unknown,
+        )
 
     def delete(
         self,
@@ -327,30 +320,62 @@ class Cleanups:
         write_unknown: bool,
     ) -> None:
         client = self._client
-        settle_until = anyio.current_time() + (SETTLE_TIME if write_unknown else 0.0)
-        delay = _FIRST_PAUSE
-        exists, last = True, False
+
+        async def exists() -> bool:
+            return await client.get(key) is not None
+
+        async def delete() -> bool:
+            await client.delete(key)
+            return False  # a put of unknown outcome may still bring it back
+
         try:
-            while True:
-                try:
-                    with cleanup_scope():
-                        if not exists:
-                            exists = await client.get(key) is not None
-                        if exists:
-                            await client.delete(key)
-                            exists = False
-                except (EtcdError, TimeoutError) as exc:
-                    logger.debug("background delete of %r failed: %r", key, exc)
-                except anyio.ClosedResourceError:
-                    last = True
-                now = anyio.current_time()
-                if not exists and now >= settle_until:
-                    return
-                if last or now >= max(expires_at, settle_until):
-                    logger.warning("gave up deleting %r: its lease removes it", key)
-                    return
-                last = not await self._pause(delay)
-                delay = min(delay * 2, _MAX_PAUSE)
+            await self._settle(
+                f"deleting {key!r}: its lease removes it",
+                exists,
+                delete,
+                expires_at,
+                unknown=write_unknown,
+            )
         finally:
             if release is not None:
                 release()
+
+    async def _settle(
+        self,
+        what: str,
+        exists: Callable[[], Awaitable[bool]],
+        remove: Callable[[], Awaitable[bool]],
+        expires_at: float,
+        *,
+        unknown: bool,
+    ) -> None:
+        """
+        The one retry loop of the background clean-ups: ``remove()`` (``True``: gone for good)
+        until it succeeds, with backoff; after a write of ``unknown`` outcome, ``exists()`` is
+        looked at for :data:`SETTLE_TIME` and what appears is removed again. Given up (and
+        logged) once ``expires_at`` has passed, or after one last try when the client closes.
+        """
+        settle_until = anyio.current_time() + (SETTLE_TIME if unknown else 0.0)
+        delay = _FIRST_PAUSE
+        present, last = True, False
+        while True:
+            try:
+                with cleanup_scope():
+                    if not present:
+                        present = await exists()
+                    if present:
+                        if await remove():
+                            return
+                        present = False
+            except (EtcdError, TimeoutError) as exc:
+                logger.debug("background clean-up attempt failed (%s): %r", what, exc)
+            except anyio.ClosedResourceError:
+                last = True
+            now = anyio.current_time()
+            if not present and now >= settle_until:
+                return
+            if last or now >= max(expires_at, settle_until):
+                logger.warning("gave up %s", what)
+                return
+            last = not await self._pause(delay)
+            delay = min(delay * 2, _MAX_PAUSE)
