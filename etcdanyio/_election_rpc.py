@@ -15,11 +15,11 @@ import dataclasses
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, TypeVar
 
-from ._grpc import GrpcError, Status, TransportError
+from ._grpc import GrpcError, TransportError
 from ._keys import to_bytes
 from ._lazy import v3electionpb as epb  # imported on first use
 from ._requests import check_int, lease_id
-from .errors import DEADLINE_MESSAGES, ElectionNoLeaderError, translate
+from .errors import ElectionNoLeaderError, is_deadline_answer, translate
 from .types import KeyValue
 
 if TYPE_CHECKING:
@@ -71,9 +71,7 @@ class ElectionObservation:
         try:
             raw = await self._call.recv_message()
         except (GrpcError, TransportError) as exc:
-            if isinstance(exc, GrpcError) and (
-                exc.status == Status.DEADLINE_EXCEEDED or exc.message in DEADLINE_MESSAGES
-            ):
+            if isinstance(exc, GrpcError) and is_deadline_answer(exc):
                 # The stream carries the caller's deadline as grpc-timeout: when etcd ends it
                 # for that deadline, let the caller's own scope fire instead. (Imported here:
                 # client.py composes this module's mixin.)

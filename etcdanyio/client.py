@@ -32,7 +32,7 @@ from ._requests import check_int, check_optional_seconds, check_seconds
 from ._telemetry import ClientStatistics, Rpc, RpcObserver
 from ._watch_stream import WatchMixin, WatchStream
 from .election import ElectionMixin
-from .errors import DEADLINE_MESSAGES, EtcdError, translate, unsupported
+from .errors import EtcdError, is_deadline_answer, translate, unsupported
 from .lock import LockMixin
 
 if sys.version_info < (3, 11):
@@ -334,11 +334,11 @@ class Client(
                         path, request, repeatable=repeatable, metadata=metadata, record=record
                     )
                 except GrpcError as exc:
-                    if exc.status == Status.DEADLINE_EXCEEDED or exc.message in DEADLINE_MESSAGES:
+                    if is_deadline_answer(exc):
                         await _let_deadline_fire()  # the client's timeout, if it was that
                     raise
         except GrpcError as exc:
-            if exc.status == Status.DEADLINE_EXCEEDED or exc.message in DEADLINE_MESSAGES:
+            if is_deadline_answer(exc):
                 await _let_deadline_fire()
             raise
 

@@ -666,6 +666,12 @@ DEADLINE_MESSAGES = frozenset(
     }
 )
 
+
+def is_deadline_answer(exc: GrpcError) -> bool:
+    """Whether etcd gave up on the deadline it was sent (see :data:`DEADLINE_MESSAGES`)."""
+    return exc.status == Status.DEADLINE_EXCEEDED or exc.message in DEADLINE_MESSAGES
+
+
 #: Unavailability that etcd reports from its interceptor, before the request
 #: reaches its handler: the request certainly was not applied.
 REJECTED_BEFORE_APPLY = frozenset(
