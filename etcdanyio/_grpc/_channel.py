@@ -316,20 +316,27 @@ class Channel:
             detail = "; ".join(f"{s.endpoint}: {s.last_error!r}" for s in order)
             raise UnreachableError(f"could not connect to any of {names} ({detail})", causes)
 
-    def rotate(self, connection: Connection | None) -> None:
+    def rotate(self, connection: Connection | None, record: AttemptRecord | None = None) -> None:
         """
         Move away from ``connection``'s member (it answered "unavailable"): new calls
         go to another endpoint; the calls in flight on it finish undisturbed.
         """
         if connection is None or self._connection is not connection or len(self._endpoints) < 2:
             return
+        self._fail_over("member unavailable", record)
+        connection.retire()
+
+    def _fail_over(self, reason: str, record: AttemptRecord | None) -> None:
+        """Unpin the connection's member and back it off; count and report the failover."""
         self._connection = None
+        endpoint = self._connection_endpoint
         for state in self._endpoints:
-            if state.endpoint == self._connection_endpoint:
+            if state.endpoint == endpoint:
                 self._backoff(state)
         self.failovers += 1
-        logger.info("failing over: moving away from endpoint=%s", self._connection_endpoint)
-        connection.retire()
+        logger.info("failing over (%s): moving away from endpoint=%s", reason, endpoint)
+        if record is not None:
+            record.event("failover", from_endpoint=str(endpoint))
 
     def set_endpoints(self, endpoints: Sequence[Endpoint]) -> None:
         """
@@ -352,15 +359,10 @@ class Channel:
             logger.debug("endpoint removed, unpinning endpoint=%s", self._connection_endpoint)
             connection.retire()
 
-    def mark_failed(self, connection: Connection) -> None:
+    def mark_failed(self, connection: Connection, record: AttemptRecord | None = None) -> None:
         """Stop using ``connection`` (e.g. after a keepalive or protocol failure)."""
         if self._connection is connection:
-            self._connection = None
-            self.failovers += 1
-            logger.info("connection failed endpoint=%s", self._connection_endpoint)
-            for state in self._endpoints:
-                if state.endpoint == self._connection_endpoint:
-                    self._backoff(state)
+            self._fail_over("connection failed", record)
 
     async def unary(
         self,
@@ -400,18 +402,12 @@ class Channel:
                 )
             except (TransportError, GrpcError) as exc:
                 if isinstance(exc, TransportError) and connection.error is not None:
-                    failovers = self.failovers
-                    self.mark_failed(connection)
-                    if record is not None and self.failovers != failovers:
-                        record.event("failover", from_endpoint=record.endpoint)
+                    self.mark_failed(connection, record)
                 delay = self.retry.delay(exc, attempt, repeatable=repeatable)
                 if delay is None:
                     raise
                 if isinstance(exc, GrpcError) and exc.status == Status.UNAVAILABLE:
-                    failovers = self.failovers
-                    self.rotate(connection)
-                    if record is not None and self.failovers != failovers:
-                        record.event("failover", from_endpoint=record.endpoint)
+                    self.rotate(connection, record)
                 if record is not None:
                     record.event("retry", attempt=attempt, error=repr(exc), delay=delay)
                 logger.debug("retry path=%s attempt=%d error=%r", path, attempt, exc)
