@@ -3,36 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING, TypeVar
 
 from ._grpc._status import NamedIntEnum
 from ._lazy import authpb  # imported on first use
 from ._lazy import etcdserverpb as pb  # imported on first use
 from ._requests import key_range
+from ._service import Service
 from .types import ResponseHeader
-
-if TYPE_CHECKING:
-    import betterproto2
-
-    from ._keys import Namespace
-
-M = TypeVar("M", bound="betterproto2.Message")
 
 __all__ = ["AuthStatus", "Permission", "RolePermission"]
 
 _AUTH = "/etcdserverpb.Auth/"
-
-#: etcd's messages that mean "authenticate again, then retry": the token
-#: expired or the auth store changed under it; or no token was sent although
-#: credentials are held (a token the server forgot, e.g. after a restart).
-REAUTHENTICATE = frozenset(
-    {
-        "etcdserver: invalid auth token",
-        "etcdserver: revision of auth store is old",
-        "auth: revision in header is old",
-        "etcdserver: user name is empty",
-    }
-)
 
 
 class Permission(NamedIntEnum):
@@ -91,31 +72,18 @@ def _name(value: object, what: str) -> str:
     return value
 
 
-class AuthMixin:
-    """Auth calls, named after etcd's RPCs; relies on ``self._call`` and ``self._ns``."""
-
-    _ns: Namespace
-
-    async def _call(
-        self,
-        path: str,
-        request: betterproto2.Message,
-        response_type: type[M],
-        *,
-        repeatable: bool,
-        write: bool | None = None,
-    ) -> M:
-        raise NotImplementedError
+class AuthMixin(Service):
+    """Auth calls, named after etcd's RPCs."""
 
     async def auth_enable(self) -> None:
         """Turn authentication on (a ``root`` user with the ``root`` role must exist)."""
-        await self._call(
+        await self._core.call(
             _AUTH + "AuthEnable", pb.AuthEnableRequest(), pb.AuthEnableResponse, repeatable=False
         )
 
     async def auth_disable(self) -> None:
         """Turn authentication off (as ``root``)."""
-        await self._call(
+        await self._core.call(
             _AUTH + "AuthDisable",
             pb.AuthDisableRequest(),
             pb.AuthDisableResponse,
@@ -124,7 +92,7 @@ class AuthMixin:
 
     async def auth_status(self) -> AuthStatus:
         """Whether authentication is on, and the auth store's revision (etcd 3.5+)."""
-        response = await self._call(
+        response = await self._core.call(
             _AUTH + "AuthStatus", pb.AuthStatusRequest(), pb.AuthStatusResponse, repeatable=True
         )
         return AuthStatus(
@@ -140,19 +108,19 @@ class AuthMixin:
             password=password or "",
             options=authpb.UserAddOptions(no_password=password is None),
         )
-        await self._call(_AUTH + "UserAdd", request, pb.AuthUserAddResponse, repeatable=False)
+        await self._core.call(_AUTH + "UserAdd", request, pb.AuthUserAddResponse, repeatable=False)
 
     async def user_get(self, name: str) -> list[str]:
         """The roles granted to a user."""
         request = pb.AuthUserGetRequest(name=_name(name, "user name"))
-        response = await self._call(
+        response = await self._core.call(
             _AUTH + "UserGet", request, pb.AuthUserGetResponse, repeatable=True
         )
         return list(response.roles)
 
     async def user_list(self) -> list[str]:
         """The names of every user."""
-        response = await self._call(
+        response = await self._core.call(
             _AUTH + "UserList", pb.AuthUserListRequest(), pb.AuthUserListResponse, repeatable=True
         )
         return list(response.users)
@@ -160,14 +128,16 @@ class AuthMixin:
     async def user_delete(self, name: str) -> None:
         """Delete a user (its tokens stop working at once)."""
         request = pb.AuthUserDeleteRequest(name=_name(name, "user name"))
-        await self._call(_AUTH + "UserDelete", request, pb.AuthUserDeleteResponse, repeatable=False)
+        await self._core.call(
+            _AUTH + "UserDelete", request, pb.AuthUserDeleteResponse, repeatable=False
+        )
 
     async def user_change_password(self, name: str, password: str) -> None:
         """Set a user's password (a client logged in as it authenticates again when it must)."""
         if not isinstance(password, str):
             raise TypeError(f"password must be a str, got {type(password).__name__}")
         request = pb.AuthUserChangePasswordRequest(name=_name(name, "user name"), password=password)
-        await self._call(
+        await self._core.call(
             _AUTH + "UserChangePassword",
             request,
             pb.AuthUserChangePasswordResponse,
@@ -179,7 +149,7 @@ class AuthMixin:
         request = pb.AuthUserGrantRoleRequest(
             user=_name(user, "user name"), role=_name(role, "role name")
         )
-        await self._call(
+        await self._core.call(
             _AUTH + "UserGrantRole", request, pb.AuthUserGrantRoleResponse, repeatable=False
         )
 
@@ -188,22 +158,22 @@ class AuthMixin:
         request = pb.AuthUserRevokeRoleRequest(
             name=_name(user, "user name"), role=_name(role, "role name")
         )
-        await self._call(
+        await self._core.call(
             _AUTH + "UserRevokeRole", request, pb.AuthUserRevokeRoleResponse, repeatable=False
         )
 
     async def role_add(self, name: str) -> None:
         """Add a role without permissions (grant them with :meth:`role_grant_permission`)."""
         request = pb.AuthRoleAddRequest(name=_name(name, "role name"))
-        await self._call(_AUTH + "RoleAdd", request, pb.AuthRoleAddResponse, repeatable=False)
+        await self._core.call(_AUTH + "RoleAdd", request, pb.AuthRoleAddResponse, repeatable=False)
 
     async def role_get(self, name: str) -> list[RolePermission]:
         """A role's permissions (keys without the client's namespace)."""
         request = pb.AuthRoleGetRequest(role=_name(name, "role name"))
-        response = await self._call(
+        response = await self._core.call(
             _AUTH + "RoleGet", request, pb.AuthRoleGetResponse, repeatable=True
         )
-        ns = self._ns
+        ns = self._core.ns
         return [
             RolePermission(
                 Permission(int(p.perm_type)),
@@ -215,7 +185,7 @@ class AuthMixin:
 
     async def role_list(self) -> list[str]:
         """The names of every role."""
-        response = await self._call(
+        response = await self._core.call(
             _AUTH + "RoleList", pb.AuthRoleListRequest(), pb.AuthRoleListResponse, repeatable=True
         )
         return list(response.roles)
@@ -223,7 +193,9 @@ class AuthMixin:
     async def role_delete(self, name: str) -> None:
         """Delete a role; the users that had it lose its permissions."""
         request = pb.AuthRoleDeleteRequest(role=_name(name, "role name"))
-        await self._call(_AUTH + "RoleDelete", request, pb.AuthRoleDeleteResponse, repeatable=False)
+        await self._core.call(
+            _AUTH + "RoleDelete", request, pb.AuthRoleDeleteResponse, repeatable=False
+        )
 
     async def role_grant_permission(
         self,
@@ -255,11 +227,11 @@ class AuthMixin:
             name=_name(role, "role name"),
             perm=authpb.Permission(
                 perm_type=authpb.PermissionType(int(permission)),
-                key=self._ns.key(start),
-                range_end=self._ns.range_end(range_end),
+                key=self._core.ns.key(start),
+                range_end=self._core.ns.range_end(range_end),
             ),
         )
-        await self._call(
+        await self._core.call(
             _AUTH + "RoleGrantPermission",
             request,
             pb.AuthRoleGrantPermissionResponse,
@@ -278,10 +250,10 @@ class AuthMixin:
         start, range_end = key_range(key, end, prefix=prefix)
         request = pb.AuthRoleRevokePermissionRequest(
             role=_name(role, "role name"),
-            key=self._ns.key(start),
-            range_end=self._ns.range_end(range_end),
+            key=self._core.ns.key(start),
+            range_end=self._core.ns.range_end(range_end),
         )
-        await self._call(
+        await self._core.call(
             _AUTH + "RoleRevokePermission",
             request,
             pb.AuthRoleRevokePermissionResponse,

@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 
     from anyio.abc import TaskGroup
 
-    from .client import Client
+    from ._client import Client
 
 T = TypeVar("T")
 

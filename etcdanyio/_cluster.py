@@ -3,17 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import urlsplit
 
 from ._codec_calls import decode_member_list_response, encode_member_list
 from ._lazy import etcdserverpb as pb  # imported on first use
+from ._service import Service
 from .types import Member, MemberAddResult
-
-if TYPE_CHECKING:
-    import betterproto2
-
-M = TypeVar("M", bound="betterproto2.Message")
 
 _LIST = "/etcdserverpb.Cluster/MemberList"
 _ADD = "/etcdserverpb.Cluster/MemberAdd"
@@ -67,22 +62,8 @@ def check_peer_urls(peer_urls: object) -> list[str]:
     return urls
 
 
-class ClusterMixin:
-    """Cluster membership calls; relies only on ``self._call`` and ``self._call_raw``."""
-
-    async def _call(
-        self,
-        path: str,
-        request: betterproto2.Message,
-        response_type: type[M],
-        *,
-        repeatable: bool,
-        write: bool | None = None,
-    ) -> M:
-        raise NotImplementedError
-
-    async def _call_raw(self, path: str, request: bytes, *, repeatable: bool) -> bytes:
-        raise NotImplementedError
+class ClusterMixin(Service):
+    """Cluster membership calls."""
 
     async def members(self, *, serializable: bool = False) -> list[Member]:
         """
@@ -99,7 +80,9 @@ class ClusterMixin:
         .. versionadded:: 0.1
         """
         request = encode_member_list(not serializable)
-        return decode_member_list_response(await self._call_raw(_LIST, request, repeatable=True))
+        return decode_member_list_response(
+            await self._core.call_raw(_LIST, request, repeatable=True)
+        )
 
     async def member_add(
         self, peer_urls: Sequence[str], *, learner: bool = False
@@ -128,7 +111,7 @@ class ClusterMixin:
         request = pb.MemberAddRequest(
             peer_ur_ls=check_peer_urls(peer_urls), is_learner=bool(learner)
         )
-        response = await self._call(_ADD, request, pb.MemberAddResponse, repeatable=False)
+        response = await self._core.call(_ADD, request, pb.MemberAddResponse, repeatable=False)
         return MemberAddResult.from_pb(response)
 
     async def member_remove(self, member_id: int) -> list[Member]:
@@ -147,7 +130,9 @@ class ClusterMixin:
         .. versionadded:: 0.1
         """
         request = pb.MemberRemoveRequest(id=check_member_id(member_id))
-        response = await self._call(_REMOVE, request, pb.MemberRemoveResponse, repeatable=False)
+        response = await self._core.call(
+            _REMOVE, request, pb.MemberRemoveResponse, repeatable=False
+        )
         return [Member.from_pb(m) for m in response.members]
 
     async def member_update(self, member_id: int, peer_urls: Sequence[str]) -> list[Member]:
@@ -168,7 +153,9 @@ class ClusterMixin:
         request = pb.MemberUpdateRequest(
             id=check_member_id(member_id), peer_ur_ls=check_peer_urls(peer_urls)
         )
-        response = await self._call(_UPDATE, request, pb.MemberUpdateResponse, repeatable=False)
+        response = await self._core.call(
+            _UPDATE, request, pb.MemberUpdateResponse, repeatable=False
+        )
         return [Member.from_pb(m) for m in response.members]
 
     async def member_promote(self, member_id: int) -> list[Member]:
@@ -189,5 +176,7 @@ class ClusterMixin:
         .. versionadded:: 0.1
         """
         request = pb.MemberPromoteRequest(id=check_member_id(member_id))
-        response = await self._call(_PROMOTE, request, pb.MemberPromoteResponse, repeatable=False)
+        response = await self._core.call(
+            _PROMOTE, request, pb.MemberPromoteResponse, repeatable=False
+        )
         return [Member.from_pb(m) for m in response.members]

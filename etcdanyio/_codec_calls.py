@@ -22,7 +22,7 @@ from ._codec import (
     _Truncated,
     _varint,
 )
-from .lease import LeaseGrantResult, LeaseTimeToLiveResult
+from ._lease import LeaseGrantResult, LeaseTimeToLiveResult
 from .types import _EMPTY_HEADER, Member, ResponseHeader, StatusResult
 
 __all__ = [

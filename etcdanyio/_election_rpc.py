@@ -13,29 +13,28 @@ from __future__ import annotations
 
 import dataclasses
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING
 
+from ._error_table import is_deadline_answer, let_deadline_fire, translate
 from ._grpc import GrpcError, TransportError
 from ._keys import to_bytes
 from ._lazy import v3electionpb as epb  # imported on first use
 from ._requests import check_int, lease_id
-from .errors import ElectionNoLeaderError, is_deadline_answer, translate
+from ._service import Service
+from .errors import ElectionNoLeaderError
 from .types import KeyValue
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Sequence
-    from contextlib import AbstractAsyncContextManager
+    from collections.abc import AsyncIterator
 
-    import betterproto2
     from typing_extensions import Self
 
     from ._grpc._call import Call
     from ._keys import Namespace
-    from .lease import Lease
+    from ._lease import Lease
 
 __all__ = ["ElectionObservation", "LeaderKey"]
 
-M = TypeVar("M", bound="betterproto2.Message")
 
 _SERVICE = "/v3electionpb.Election/"
 
@@ -73,11 +72,8 @@ class ElectionObservation:
         except (GrpcError, TransportError) as exc:
             if isinstance(exc, GrpcError) and is_deadline_answer(exc):
                 # The stream carries the caller's deadline as grpc-timeout: when etcd ends it
-                # for that deadline, let the caller's own scope fire instead. (Imported here:
-                # client.py composes this module's mixin.)
-                from .client import _let_deadline_fire
-
-                await _let_deadline_fire()
+                # for that deadline, let the caller's own scope fire instead.
+                await let_deadline_fire()
             raise translate(exc, write=False) from exc
         if raw is None:
             raise StopAsyncIteration
@@ -87,32 +83,14 @@ class ElectionObservation:
         return dataclasses.replace(KeyValue.from_pb(kv), key=self._ns.strip(kv.key))
 
 
-class ElectionRpcMixin:
-    """The v3election calls; relies only on ``self._call``, ``self._open_stream``, ``self._ns``."""
-
-    _ns: Namespace
-
-    async def _call(
-        self,
-        path: str,
-        request: betterproto2.Message,
-        response_type: type[M],
-        *,
-        repeatable: bool,
-        write: bool | None = None,
-    ) -> M:
-        raise NotImplementedError
-
-    def _open_stream(
-        self, path: str, request: bytes, *, endpoints: Sequence[str] | None
-    ) -> AbstractAsyncContextManager[Call]:
-        raise NotImplementedError
+class ElectionRpcMixin(Service):
+    """The v3election calls."""
 
     def _election_name(self, name: object) -> bytes:
         raw = to_bytes(name, "election name")
         if not raw:
             raise ValueError("election name must not be empty")
-        return self._ns.key(raw)
+        return self._core.ns.key(raw)
 
     def _leader_key(self, leader: object) -> epb.LeaderKey:
         if not isinstance(leader, LeaderKey):
@@ -122,7 +100,7 @@ class ElectionRpcMixin:
             )
         return epb.LeaderKey(
             name=self._election_name(leader.name),
-            key=self._ns.key(to_bytes(leader.key, "leader key")),
+            key=self._core.ns.key(to_bytes(leader.key, "leader key")),
             rev=check_int(leader.revision, "leader revision", minimum=1),
             lease=check_int(leader.lease, "leader lease", minimum=1),
         )
@@ -151,12 +129,15 @@ class ElectionRpcMixin:
         request = epb.CampaignRequest(
             name=self._election_name(name), lease=lease_value, value=raw_value
         )
-        response = await self._call(
+        response = await self._core.call(
             _SERVICE + "Campaign", request, epb.CampaignResponse, repeatable=False
         )
         leader = response.leader or epb.LeaderKey()
         return LeaderKey(
-            self._ns.strip(leader.name), self._ns.strip(leader.key), leader.rev, leader.lease
+            self._core.ns.strip(leader.name),
+            self._core.ns.strip(leader.key),
+            leader.rev,
+            leader.lease,
         )
 
     async def election_proclaim(self, leader: LeaderKey, value: str | bytes) -> None:
@@ -171,7 +152,9 @@ class ElectionRpcMixin:
         request = epb.ProclaimRequest(
             leader=self._leader_key(leader), value=to_bytes(value, "value")
         )
-        await self._call(_SERVICE + "Proclaim", request, epb.ProclaimResponse, repeatable=False)
+        await self._core.call(
+            _SERVICE + "Proclaim", request, epb.ProclaimResponse, repeatable=False
+        )
 
     async def election_leader(self, name: str | bytes) -> KeyValue | None:
         """
@@ -182,7 +165,7 @@ class ElectionRpcMixin:
         """
         request = epb.LeaderRequest(name=self._election_name(name))
         try:
-            response = await self._call(
+            response = await self._core.call(
                 _SERVICE + "Leader", request, epb.LeaderResponse, repeatable=True
             )
         except ElectionNoLeaderError:
@@ -190,7 +173,7 @@ class ElectionRpcMixin:
         if response.kv is None:
             return None
         kv = response.kv
-        return dataclasses.replace(KeyValue.from_pb(kv), key=self._ns.strip(kv.key))
+        return dataclasses.replace(KeyValue.from_pb(kv), key=self._core.ns.strip(kv.key))
 
     @asynccontextmanager
     async def election_observe(self, name: str | bytes) -> AsyncIterator[ElectionObservation]:
@@ -203,8 +186,10 @@ class ElectionRpcMixin:
         """
         request = bytes(epb.LeaderRequest(name=self._election_name(name)))
         try:
-            async with self._open_stream(_SERVICE + "Observe", request, endpoints=None) as call:
-                yield ElectionObservation(call, self._ns)
+            async with self._core.open_stream(
+                _SERVICE + "Observe", request, endpoints=None
+            ) as call:
+                yield ElectionObservation(call, self._core.ns)
         except (GrpcError, TransportError) as exc:
             raise translate(exc, write=False) from exc
 
@@ -218,6 +203,6 @@ class ElectionRpcMixin:
         request = epb.ResignRequest(leader=self._leader_key(leader))
         # Retried like Unlock (deleting the key twice is harmless), but a write: a failure
         # after sending leaves ``applied`` unknown.
-        await self._call(
+        await self._core.call(
             _SERVICE + "Resign", request, epb.ResignResponse, repeatable=True, write=True
         )

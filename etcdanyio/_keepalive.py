@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 import anyio
 
-from ._auth import REAUTHENTICATE
+from ._error_table import REAUTHENTICATE
 from ._grpc import GrpcError, Status, TransportError
 from ._speedups import codec
 from ._streams import pump

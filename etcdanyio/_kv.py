@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from . import txn as _txn
 from ._keys import Namespace, to_bytes, to_key
 from ._lazy import etcdserverpb as pb  # imported on first use
 from ._pager import RangePager
 from ._requests import check_int, key_range, put_fields, range_fields
+from ._service import Service
 from ._speedups import codec as _codec
 from .txn import check_txn, encode_txn
 from .types import (
@@ -25,11 +26,8 @@ from .types import (
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    import betterproto2
-
     from .txn import Compare, Op
 
-M = TypeVar("M", bound="betterproto2.Message")
 
 _RANGE = "/etcdserverpb.KV/Range"
 _PUT = "/etcdserverpb.KV/Put"
@@ -61,24 +59,8 @@ def strip_result(ns: Namespace, result: Any) -> Any:
     return result
 
 
-class KVMixin:
-    """Key-value calls; relies only on ``self._call``, ``self._call_raw`` and ``self._ns``."""
-
-    _ns: Namespace
-
-    async def _call(
-        self,
-        path: str,
-        request: betterproto2.Message,
-        response_type: type[M],
-        *,
-        repeatable: bool,
-        write: bool | None = None,
-    ) -> M:
-        raise NotImplementedError
-
-    async def _call_raw(self, path: str, request: bytes, *, repeatable: bool) -> bytes:
-        raise NotImplementedError
+class KVMixin(Service):
+    """Key-value calls."""
 
     async def put(
         self,
@@ -101,7 +83,7 @@ class KVMixin:
         :raises LeaseNotFoundError: if the lease does not exist
         """
         fields = put_fields(
-            self._ns,
+            self._core.ns,
             key,
             value,
             lease=lease,
@@ -109,20 +91,20 @@ class KVMixin:
             ignore_value=ignore_value,
             ignore_lease=ignore_lease,
         )
-        raw = await self._call_raw(_PUT, _codec.encode_put(**fields), repeatable=False)
-        return strip_result(self._ns, _codec.decode_put_response(raw))  # type: ignore[no-any-return]
+        raw = await self._core.call_raw(_PUT, _codec.encode_put(**fields), repeatable=False)
+        return strip_result(self._core.ns, _codec.decode_put_response(raw))  # type: ignore[no-any-return]
 
     async def _range(self, key: bytes, range_end: bytes, **options: Any) -> RangeResult:
         return await self._send_range(
-            _codec.encode_range(**range_fields(self._ns, key, range_end, **options))
+            _codec.encode_range(**range_fields(self._core.ns, key, range_end, **options))
         )
 
     async def _send_range(self, request: bytes) -> RangeResult:
         """Send an encoded RangeRequest; the result with the namespace stripped."""
         result = _codec.decode_range_response(
-            await self._call_raw(_RANGE, request, repeatable=True)
+            await self._core.call_raw(_RANGE, request, repeatable=True)
         )
-        return strip_result(self._ns, result)  # type: ignore[no-any-return]
+        return strip_result(self._core.ns, result)  # type: ignore[no-any-return]
 
     async def get(
         self, key: str | bytes, *, revision: int = 0, serializable: bool = False
@@ -159,9 +141,11 @@ class KVMixin:
         """The RangeRequest of :meth:`get` and :meth:`get_result`, validated."""
         if revision == 0 and type(revision) is int and type(serializable) is bool:
             # The common case, with the checks key_range() and range_fields() make.
-            return _codec.encode_range(self._ns.key(to_key(key)), serializable=serializable)
+            return _codec.encode_range(self._core.ns.key(to_key(key)), serializable=serializable)
         start, _ = key_range(key)
-        fields = range_fields(self._ns, start, b"", revision=revision, serializable=serializable)
+        fields = range_fields(
+            self._core.ns, start, b"", revision=revision, serializable=serializable
+        )
         return _codec.encode_range(**fields)
 
     async def get_prefix(self, prefix: str | bytes, **options: Any) -> RangeResult:
@@ -277,10 +261,10 @@ class KVMixin:
 
     async def _delete(self, key: bytes, range_end: bytes, prev_kv: bool) -> DeleteResult:
         request = _codec.encode_delete_range(
-            self._ns.key(key), self._ns.range_end(range_end), bool(prev_kv)
+            self._core.ns.key(key), self._core.ns.range_end(range_end), bool(prev_kv)
         )
-        raw = await self._call_raw(_DELETE, request, repeatable=False)
-        return strip_result(self._ns, _codec.decode_delete_range_response(raw))  # type: ignore[no-any-return]
+        raw = await self._core.call_raw(_DELETE, request, repeatable=False)
+        return strip_result(self._core.ns, _codec.decode_delete_range_response(raw))  # type: ignore[no-any-return]
 
     async def delete(self, key: str | bytes, *, prev_kv: bool = False) -> DeleteResult:
         """Delete ``key``; ``.deleted`` is 0 if it did not exist."""
@@ -314,9 +298,9 @@ class KVMixin:
         :return: ``.succeeded`` and one typed result per operation (``.responses``)
         :raises DuplicateKeyError: if two operations write the same key
         """
-        request = encode_txn(self._ns, *check_txn(compare, success, failure))
-        raw = await self._call_raw(_TXN, request, repeatable=False)
-        return strip_result(self._ns, _codec.decode_txn_response(raw))  # type: ignore[no-any-return]
+        request = encode_txn(self._core.ns, *check_txn(compare, success, failure))
+        raw = await self._core.call_raw(_TXN, request, repeatable=False)
+        return strip_result(self._core.ns, _codec.decode_txn_response(raw))  # type: ignore[no-any-return]
 
     async def compact(self, revision: int, *, physical: bool = False) -> CompactResult:
         """
@@ -329,7 +313,7 @@ class KVMixin:
         request = pb.CompactionRequest(
             revision=check_int(revision, "revision", minimum=1), physical=bool(physical)
         )
-        response = await self._call(_COMPACT, request, pb.CompactionResponse, repeatable=False)
+        response = await self._core.call(_COMPACT, request, pb.CompactionResponse, repeatable=False)
         return CompactResult(ResponseHeader.from_pb(response.header))
 
     async def create(self, key: str | bytes, value: str | bytes, *, lease: Any = None) -> bool:

@@ -1,212 +1,272 @@
-"""The Lease service: grant, revoke, time-to-live, list, keepalive; ``client.lease()``."""
+"""Leases as scopes (the public module is :mod:`etcdanyio.lease`)."""
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-from typing import TYPE_CHECKING, Any, TypeVar
+import logging
+import random
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
 import anyio
 
-from . import _codec_calls as calls
-from ._grpc import GrpcError, Status, TransportError
-from ._keepalive import KeepAliveStream
-from ._lazy import etcdserverpb as pb  # imported on first use
-from ._requests import check_int, check_optional_seconds, lease_id
-from ._speedups import codec
-from .errors import LeaseNotFoundError, translate
-from .lease import Lease, LeaseGrantResult, LeaseTimeToLiveResult
+from ._cleanup import Write, cleanup_scope
+from ._error_table import lease_not_found
+from ._keepalive import LeaseLost
+from .errors import EtcdError, LeaseExistsError, LeaseExpiredError, LeaseNotFoundError
 
 if TYPE_CHECKING:
-    import betterproto2
-    from anyio.abc import TaskGroup
+    from collections.abc import AsyncGenerator
 
-    from ._cleanup import Cleanups
-    from ._grpc import Channel
-    from ._keys import Namespace
+    from ._client import Client
+    from ._keepalive import Registration
     from .types import ResponseHeader
 
-M = TypeVar("M", bound="betterproto2.Message")
 
-_GRANT = "/etcdserverpb.Lease/LeaseGrant"
-_REVOKE = "/etcdserverpb.Lease/LeaseRevoke"
-_TTL = "/etcdserverpb.Lease/LeaseTimeToLive"
-_LEASES = "/etcdserverpb.Lease/LeaseLeases"
-_KEEPALIVE = "/etcdserverpb.Lease/LeaseKeepAlive"
-
-#: etcd's largest TTL (seconds)
-MAX_TTL = 9_000_000_000
+logger = logging.getLogger("etcdanyio.lease")
 
 
-def _check_ttl(ttl: object) -> int:
-    value = check_int(ttl, "ttl", minimum=1)
-    if value > MAX_TTL:
-        raise ValueError(f"ttl must be at most {MAX_TTL} s, got {value}")
-    return value
+@dataclasses.dataclass(frozen=True, slots=True)
+class LeaseGrantResult:
+    """What :meth:`Client.lease_grant` returns: the new lease's ID and granted TTL."""
+
+    header: ResponseHeader
+    #: the lease ID
+    id: int
+    #: the TTL the server granted (it may raise a short one to its minimum)
+    ttl: int
 
 
-class LeaseMixin:
-    """Lease calls; relies on ``self._call``, ``self._channel`` and ``self._tg``."""
+@dataclasses.dataclass(frozen=True, slots=True)
+class LeaseTimeToLiveResult:
+    """What :meth:`Client.lease_time_to_live` returns: a lease's remaining and granted TTL."""
 
-    _channel: Channel
-    _tg: TaskGroup
-    _ns: Namespace
-    _keepalive_stream: KeepAliveStream | None
-    _timeout: float | None
-    _cleanups: Cleanups
+    header: ResponseHeader
+    #: the lease ID
+    id: int
+    #: seconds left; -1 if the lease does not exist (expired or revoked)
+    ttl: int
+    #: the TTL granted at creation (or at the last keepalive)
+    granted_ttl: int
+    #: the keys attached, if ``keys=True`` was asked
+    keys: list[bytes]
 
-    def _stream_metadata(self) -> bytes:
-        raise NotImplementedError
 
-    async def _reauthenticate(self, stale: bytes) -> None:
-        raise NotImplementedError
+class Lease(anyio.AsyncContextManagerMixin):
+    """
+    A lease held for the duration of an ``async with`` block.
 
-    async def _call(
+    Granted before the body runs, kept alive on the client's shared keepalive
+    stream, revoked (shielded, bounded) when the block exits. Pass it as
+    ``lease=`` to :meth:`Client.put` and to transaction puts.
+    """
+
+    def __init__(
         self,
-        path: str,
-        request: betterproto2.Message,
-        response_type: type[M],
+        client: Client,
+        ttl: int,
         *,
-        repeatable: bool,
-        write: bool | None = None,
-    ) -> M:
-        raise NotImplementedError
+        lease_id: int = 0,
+        adopt: bool = False,
+        revoke: bool = True,
+        interval: float | None = None,
+    ) -> None:
+        self._client = client
+        self._requested_ttl = ttl
+        self._requested_id = lease_id
+        #: keep alive the existing lease ``lease_id`` instead of granting one
+        self._adopt = adopt
+        #: revoke the lease when the block exits
+        self._revoke_on_exit = revoke
+        self._interval = interval
+        #: the lease ID (valid inside the block)
+        self.id = 0
+        #: the TTL granted by the server
+        self.ttl = 0
+        self._registration: Registration | None = None
+        self._own_scope: anyio.CancelScope | None = None
+        self._entered = False
+        self._revoked = False
 
-    async def _call_raw(
-        self, path: str, request: bytes, *, repeatable: bool, write: bool | None = None
-    ) -> bytes:
-        raise NotImplementedError
+    def __repr__(self) -> str:
+        return f"Lease(id={self.id:#x}, ttl={self.ttl})"
 
-    def lease(self, ttl: int, *, id: int = 0, interval: float | None = None) -> Lease:
+    @property
+    def lost(self) -> BaseException | None:
+        """Why the lease was lost (``None`` while it is alive)."""
+        return self._registration.lost if self._registration is not None else None
+
+    @property
+    def deadline(self) -> float:
+        """The local deadline (``anyio.current_time()`` scale) by which the next answer is due."""
+        return self._registration.deadline if self._registration is not None else 0.0
+
+    def add_dependent(self, scope: anyio.CancelScope) -> None:
+        """Cancel ``scope`` too if the lease is lost (used by locks and elections)."""
+        if self._registration is None:
+            raise RuntimeError("the lease is not active")
+        self._registration.add(scope)
+
+    def remove_dependent(self, scope: anyio.CancelScope) -> None:
+        """Stop cancelling ``scope`` when the lease is lost (undoes :meth:`add_dependent`)."""
+        if self._registration is not None:
+            self._registration.discard(scope)
+
+    def check(self) -> None:
+        """Raise :class:`LeaseExpiredError` if the lease is already lost."""
+        if self._registration is None:
+            raise RuntimeError("the lease is not active")
+        if self._registration.lost is not None:
+            raise LeaseExpiredError(self.id) from self._registration.lost
+
+    async def revoke(self) -> None:
         """
-        A lease for an ``async with`` block: granted on entry, kept alive while
-        the block runs, revoked on exit (or by :meth:`Lease.revoke` from inside).
-
-        If the lease is lost meanwhile (expired, revoked elsewhere, or no
-        keepalive answered within its TTL), the block is cancelled and
-        :class:`~etcdanyio.LeaseExpiredError` is raised from the ``async with``.
-
-        :param ttl: seconds; etcd raises a TTL below its minimum silently
-        :param id: ask for this lease ID (0: a random one, so that a grant whose answer
-            was lost can be found and revoked)
-        :param interval: seconds between keepalives (default: a third of the TTL)
-        """
-        _check_ttl(ttl)
-        check_int(id, "id")
-        return Lease(self, ttl, lease_id=id, interval=_check_interval(interval))
-
-    def keepalive(
-        self, lease_id: Any, *, interval: float | None = None, revoke: bool = False
-    ) -> Lease:
-        """
-        Keep an existing lease alive for an ``async with`` block: one granted elsewhere (by
-        another process, :meth:`lease_grant`, Go's ``Grant``), adopted by its ID (Go's
-        ``KeepAlive(id)``, etcd3-py's ``Lease(ID=..., new=False)``).
-
-        Kept alive on the client's shared keepalive stream like :meth:`lease`; if it is lost,
-        the block is cancelled and :class:`~etcdanyio.LeaseExpiredError` raised. Leaving the
-        block stops the keepalives but does **not** revoke the lease (it expires after its
-        TTL) unless ``revoke=True`` or :meth:`Lease.revoke` was called. The result can be
-        passed as ``session=`` to locks and campaigns.
-
-        :param lease_id: the lease's ID (or a :class:`Lease`)
-        :param interval: seconds between keepalives (default: a third of the TTL)
-        :param revoke: revoke the lease when the block exits
-        :raises LeaseNotFoundError: on entry, if the lease does not exist
+        End the lease now: etcd deletes its keys, and the scopes that depend on it (locks and
+        campaigns on this session) are cancelled and raise their lost-lease error. This
+        block goes on, and exits without :class:`LeaseExpiredError`: it was its decision.
+        If the revoke fails, the lease stays kept alive and the error is raised.
 
         .. versionadded:: 0.1
         """
-        return Lease(
-            self,
-            1,
-            lease_id=_lease_id(lease_id),
-            adopt=True,
-            revoke=bool(revoke),
-            interval=_check_interval(interval),
-        )
-
-    def session(self, ttl: int = 60) -> Lease:
-        """
-        A lease to share between locks and elections (``session=``): losing it
-        cancels every scope that depends on it.
-        """
-        return self.lease(ttl)
-
-    def _keepalive(self) -> KeepAliveStream:
-        if self._keepalive_stream is None:
-            self._keepalive_stream = KeepAliveStream(
-                self._channel,
-                self._tg,
-                metadata=self._stream_metadata,
-                reauthenticate=self._reauthenticate,
-            )
-        return self._keepalive_stream
-
-    async def lease_grant(self, ttl: int, *, id: int = 0) -> LeaseGrantResult:
-        """
-        Grant a lease of ``ttl`` seconds (not kept alive: see :meth:`lease`).
-
-        Not retried once sent (a retry could grant a second lease), unless an
-        ``id`` is given.
-        """
-        request = calls.encode_lease_grant(_check_ttl(ttl), check_int(id, "id"))
-        raw = await self._call_raw(_GRANT, request, repeatable=bool(id), write=True)
-        return calls.decode_lease_grant_response(raw)
-
-    async def lease_revoke(self, lease_id: Any) -> ResponseHeader:
-        """Revoke a lease: its keys are deleted. :raises LeaseNotFoundError: if it is gone."""
-        request = calls.encode_lease_revoke(_lease_id(lease_id))
-        raw = await self._call_raw(_REVOKE, request, repeatable=True, write=True)
-        return calls.decode_lease_revoke_response(raw)
-
-    async def lease_time_to_live(
-        self, lease_id: Any, *, keys: bool = False
-    ) -> LeaseTimeToLiveResult:
-        """The lease's remaining TTL (``-1``: it does not exist); its keys with ``keys=True``."""
-        request = calls.encode_lease_time_to_live(_lease_id(lease_id), bool(keys))
-        raw = await self._call_raw(_TTL, request, repeatable=True)
-        result = calls.decode_lease_time_to_live_response(raw)
-        if result.keys:
-            result = dataclasses.replace(result, keys=[self._ns.strip(k) for k in result.keys])
-        return result
-
-    async def leases(self) -> list[int]:
-        """The IDs of every lease (etcd 3.3+)."""
-        response = await self._call(
-            _LEASES, pb.LeaseLeasesRequest(), pb.LeaseLeasesResponse, repeatable=True
-        )
-        return [status.id for status in response.leases]
-
-    async def lease_keepalive_once(self, lease_id: Any) -> int:
-        """
-        Renew a lease once; return its new TTL.
-
-        :raises LeaseNotFoundError: if it expired or was revoked
-        """
-        lease = _lease_id(lease_id)
+        registration = self._registration
+        if registration is None:
+            raise RuntimeError("the lease is not active")
+        if self._revoked:
+            return
+        own = self._own_scope
+        assert own is not None  # set with the registration
+        # Our own block must not be cancelled by etcd's "TTL 0" answers that may follow.
+        registration.discard(own)
+        self._revoked = True
         try:
-            with anyio.fail_after(self._timeout) if self._timeout else contextlib.nullcontext():
-                async with self._channel.open_call(
-                    _KEEPALIVE, metadata=self._stream_metadata()
-                ) as call:
-                    await call.send_message(codec.encode_lease_keepalive(lease))
-                    data = await call.recv_message()
-        except (GrpcError, TransportError) as exc:
-            raise translate(exc, write=False) from exc
-        ttl = codec.decode_lease_keepalive(data or b"")[1]
-        if ttl <= 0:
-            raise LeaseNotFoundError(
-                Status.NOT_FOUND, "etcdserver: requested lease not found", applied=False
+            await self._client.lease_revoke(self.id)
+        except LeaseNotFoundError:
+            pass  # gone already: the outcome the caller asked for
+        except BaseException:
+            self._revoked = False
+            registration.add(own)
+            raise
+        registration.owners = 1  # nobody keeps a revoked lease alive: drop it for all
+        self._client._core.keepalives().unregister(registration)
+        registration.lose(LeaseLost("revoked by Lease.revoke()"), deliberate=True)
+
+    async def time_to_live(self, *, keys: bool = False) -> LeaseTimeToLiveResult:
+        """The lease's remaining TTL (and, with ``keys=True``, its keys)."""
+        return await self._client.lease_time_to_live(self.id, keys=keys)
+
+    async def keepalive_once(self) -> int:
+        """Renew the lease now; return the new TTL."""
+        return await self._client.lease_keepalive_once(self.id)
+
+    async def remaining_ttl(self) -> int:
+        """
+        Seconds left before the lease expires, as etcd counts them; ``-1`` once it is gone
+        (aetcd's and python-etcd3's ``remaining_ttl()``).
+
+        .. versionadded:: 0.1
+        """
+        return (await self.time_to_live()).ttl
+
+    async def granted_ttl(self) -> int:
+        """
+        The TTL etcd granted, in seconds (aetcd's and python-etcd3's ``granted_ttl()``).
+
+        .. versionadded:: 0.1
+        """
+        return (await self.time_to_live()).granted_ttl
+
+    async def keys(self) -> list[bytes]:
+        """
+        The keys attached to the lease (aetcd's and python-etcd3's ``keys()``).
+
+        .. versionadded:: 0.1
+        """
+        return (await self.time_to_live(keys=True)).keys
+
+    @asynccontextmanager
+    async def __asynccontextmanager__(self) -> AsyncGenerator[Lease]:
+        if self._entered:
+            raise RuntimeError("lease is already entered")
+        self._entered = True
+        client = self._client
+        sent_at = anyio.current_time()
+        if self._adopt:
+            grant = await self._adopt_existing()
+        else:
+            # A client-chosen ID makes the grant safe to retry, and lets a grant whose outcome
+            # is unknown be found and revoked later instead of leaking for its whole TTL.
+            lease_id = self._requested_id or random.SystemRandom().randrange(1, 2**63)
+            ttl = self._requested_ttl
+            grant_write = Write()
+            try:
+                grant = await grant_write.run(lambda: self._grant(lease_id))
+            except BaseException:
+                # Seen through (_cleanup.Write): a grant that was answered is revoked after it
+                # was applied, never before; one whose answer never came is looked for a while.
+                if grant_write.may_exist:
+                    await _revoke(client, lease_id, sent_at + ttl, unknown=grant_write.unknown)
+                raise
+        self.id, self.ttl = grant.id, grant.ttl
+        keepalive = self._client._core.keepalives()
+        with anyio.CancelScope() as scope:
+            self._own_scope = scope
+            registration = self._registration = keepalive.register(
+                grant.id, grant.ttl, sent_at, scope, interval=self._interval
             )
-        return ttl
+            try:
+                yield self
+            finally:
+                if not self._revoked:
+                    keepalive.unregister(registration, scope)
+                if self._revoked or not self._revoke_on_exit:
+                    pass  # revoked from inside, or kept for its owner
+                elif registration.lost is None:
+                    await _revoke(client, grant.id, registration.deadline)
+                else:
+                    # Lost: report it now, not after a revoke that may hang until it times
+                    # out; the revoke (in case the server still has it) runs on.
+                    client._core.cleanups.revoke(grant.id, expires_at=registration.deadline)
+        if registration.lost is not None and not self._revoked:
+            raise LeaseExpiredError(grant.id, _describe(registration.lost)) from registration.lost
+
+    async def _adopt_existing(self) -> LeaseGrantResult:
+        info = await self._client.lease_time_to_live(self._requested_id)
+        if info.ttl < 0:
+            raise lease_not_found()
+        # Until the first keepalive is answered, the lease lasts what etcd said is left.
+        return LeaseGrantResult(info.header, self._requested_id, max(info.ttl, 1))
+
+    async def _grant(self, lease_id: int) -> LeaseGrantResult:
+        client = self._client
+        try:
+            return await client.lease_grant(self._requested_ttl, id=lease_id)
+        except LeaseExistsError:
+            if self._requested_id:
+                raise
+        # A retry of our own grant that had been applied: the lease is ours.
+        info = await client.lease_time_to_live(lease_id)
+        return LeaseGrantResult(info.header, lease_id, info.granted_ttl)
 
 
-def _check_interval(interval: object) -> float | None:
-    return check_optional_seconds(interval, "interval")
+async def _revoke(
+    client: Client, lease_id: int, expires_at: float, *, unknown: bool = False
+) -> None:
+    """
+    Revoke ``lease_id`` now (shielded, under its own bound, never raising); what could not be
+    done is left to a background task of the client, until the lease would have expired.
+    """
+    if not unknown:
+        try:
+            with cleanup_scope() as scope:
+                await client.lease_revoke(lease_id)
+            if not scope.cancelled_caught:
+                return
+        except LeaseNotFoundError:
+            return  # expired, or revoked elsewhere
+        except (EtcdError, TimeoutError, anyio.ClosedResourceError) as exc:
+            logger.info("revoke of lease %x failed, retrying in the background: %r", lease_id, exc)
+    client._core.cleanups.revoke(lease_id, expires_at=expires_at, grant_unknown=unknown)
 
 
-def _lease_id(lease: Any) -> int:
-    value = lease_id(lease)
-    if not value:
-        raise ValueError("lease ID must not be 0")
-    return value
+def _describe(cause: BaseException) -> str:
+    return f"lease lost: {cause}"

@@ -14,27 +14,23 @@ import hashlib
 import inspect
 import os
 import tempfile
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 
 from ._cluster import check_member_id
 from ._codec_calls import decode_status_response
+from ._error_table import translate
 from ._grpc import GrpcError, TransportError
 from ._lazy import etcdserverpb as pb  # imported on first use
 from ._requests import check_int, check_seconds
-from .errors import EtcdError, PermissionDeniedError, SnapshotError, translate
+from ._service import Service
+from .errors import EtcdError, PermissionDeniedError, SnapshotError
 from .types import Alarm, AlarmType, HashKVResult, HealthResult, Member, StatusResult
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Sequence
-    from contextlib import AbstractAsyncContextManager
 
-    import betterproto2
-
-    from ._grpc._call import Call
-
-M = TypeVar("M", bound="betterproto2.Message")
 
 _STATUS = "/etcdserverpb.Maintenance/Status"
 _ALARM = "/etcdserverpb.Maintenance/Alarm"
@@ -119,43 +115,8 @@ class SnapshotVerifier:
             )
 
 
-class MaintenanceMixin:
-    """
-    Maintenance calls; relies only on ``self._call``, ``self._call_at`` (a call on a connection
-    to given endpoints) and ``self._open_stream`` (a server-streaming call).
-    """
-
-    async def _call(
-        self,
-        path: str,
-        request: betterproto2.Message,
-        response_type: type[M],
-        *,
-        repeatable: bool,
-        write: bool | None = None,
-    ) -> M:
-        raise NotImplementedError
-
-    async def _call_at(
-        self,
-        path: str,
-        request: betterproto2.Message,
-        response_type: type[M],
-        *,
-        repeatable: bool,
-        endpoints: Sequence[str] | None,
-    ) -> M:
-        raise NotImplementedError
-
-    async def _call_raw_at(
-        self, path: str, request: bytes, *, repeatable: bool, endpoints: Sequence[str] | None
-    ) -> bytes:
-        raise NotImplementedError
-
-    def _open_stream(
-        self, path: str, request: bytes, *, endpoints: Sequence[str] | None
-    ) -> AbstractAsyncContextManager[Call]:
-        raise NotImplementedError
+class MaintenanceMixin(Service):
+    """Maintenance calls, some of them on a connection to one given member."""
 
     async def status(self, endpoint: str | None = None) -> StatusResult:
         """
@@ -175,7 +136,7 @@ class MaintenanceMixin:
         .. versionadded:: 0.1
         """
         # StatusRequest has no fields: its encoding is empty.
-        raw = await self._call_raw_at(_STATUS, b"", repeatable=True, endpoints=_one(endpoint))
+        raw = await self._core.call_raw_at(_STATUS, b"", repeatable=True, endpoints=_one(endpoint))
         return decode_status_response(raw)
 
     async def leader(self, endpoint: str | None = None) -> Member | None:
@@ -194,7 +155,7 @@ class MaintenanceMixin:
         leader_id = (await self.status(endpoint)).leader
         if not leader_id:
             return None
-        response = await self._call_at(
+        response = await self._core.call_at(
             _MEMBER_LIST,
             pb.MemberListRequest(linearizable=True),
             pb.MemberListResponse,
@@ -208,7 +169,7 @@ class MaintenanceMixin:
 
     async def _alarm_list(self, endpoints: Sequence[str] | None = None) -> list[Alarm]:
         request = pb.AlarmRequest(action=pb.AlarmRequestAlarmAction.GET)
-        response = await self._call_at(
+        response = await self._core.call_at(
             _ALARM, request, pb.AlarmResponse, repeatable=True, endpoints=endpoints
         )
         return [Alarm.from_pb(a) for a in response.alarms]
@@ -269,7 +230,7 @@ class MaintenanceMixin:
                 member_id=target.member_id,
                 alarm=pb.AlarmType(int(target.alarm)),
             )
-            response = await self._call(_ALARM, request, pb.AlarmResponse, repeatable=False)
+            response = await self._core.call(_ALARM, request, pb.AlarmResponse, repeatable=False)
             disarmed += [Alarm.from_pb(a) for a in response.alarms]
         return disarmed
 
@@ -302,7 +263,7 @@ class MaintenanceMixin:
             member_id=member,
             alarm=pb.AlarmType(int(kind)),
         )
-        response = await self._call(_ALARM, request, pb.AlarmResponse, repeatable=False)
+        response = await self._core.call(_ALARM, request, pb.AlarmResponse, repeatable=False)
         return [Alarm.from_pb(a) for a in response.alarms]
 
     async def defragment(self, endpoint: str | None = None) -> None:
@@ -318,7 +279,7 @@ class MaintenanceMixin:
 
         .. versionadded:: 0.1
         """
-        await self._call_at(
+        await self._core.call_at(
             _DEFRAGMENT,
             pb.DefragmentRequest(),
             pb.DefragmentResponse,
@@ -344,7 +305,7 @@ class MaintenanceMixin:
         .. versionadded:: 0.1
         """
         request = pb.HashKvRequest(revision=check_int(revision, "revision"))
-        response = await self._call_at(
+        response = await self._core.call_at(
             _HASH_KV, request, pb.HashKvResponse, repeatable=True, endpoints=_one(endpoint)
         )
         return HashKVResult.from_pb(response)
@@ -356,7 +317,7 @@ class MaintenanceMixin:
 
         .. versionadded:: 0.1
         """
-        response = await self._call_at(
+        response = await self._core.call_at(
             _HASH, pb.HashRequest(), pb.HashResponse, repeatable=True, endpoints=_one(endpoint)
         )
         return response.hash
@@ -382,7 +343,7 @@ class MaintenanceMixin:
         status = await self.status()
         endpoints: list[str] | None = None
         if status.leader and status.leader != status.member_id:
-            listing = await self._call(
+            listing = await self._core.call(
                 _MEMBER_LIST,
                 pb.MemberListRequest(linearizable=True),
                 pb.MemberListResponse,
@@ -391,7 +352,7 @@ class MaintenanceMixin:
             leader = next((m for m in listing.members if m.id == status.leader), None)
             # Unknown leader or one without client URLs: ask our member; etcd answers "not leader".
             endpoints = list(leader.client_ur_ls) if leader is not None else None
-        await self._call_at(
+        await self._core.call_at(
             _MOVE_LEADER,
             pb.MoveLeaderRequest(target_id=target),
             pb.MoveLeaderResponse,
@@ -421,7 +382,9 @@ class MaintenanceMixin:
         request = pb.DowngradeRequest(
             action=pb.DowngradeRequestDowngradeAction[name.upper()], version=version
         )
-        response = await self._call(_DOWNGRADE, request, pb.DowngradeResponse, repeatable=False)
+        response = await self._core.call(
+            _DOWNGRADE, request, pb.DowngradeResponse, repeatable=False
+        )
         return response.version
 
     async def health(
@@ -451,7 +414,7 @@ class MaintenanceMixin:
         reason = ""
         with anyio.move_on_after(timeout) as scope:
             try:
-                await self._call_at(
+                await self._core.call_at(
                     _RANGE,
                     pb.RangeRequest(key=b"health"),
                     pb.RangeResponse,
@@ -573,7 +536,7 @@ class MaintenanceMixin:
     ) -> int:
         verifier = SnapshotVerifier()
         try:
-            async with self._open_stream(_SNAPSHOT, b"", endpoints=endpoints) as call:
+            async with self._core.open_stream(_SNAPSHOT, b"", endpoints=endpoints) as call:
                 while (raw := await call.recv_message()) is not None:
                     chunk = pb.SnapshotResponse.parse(raw).blob
                     verifier.feed(chunk)

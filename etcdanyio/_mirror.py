@@ -53,7 +53,7 @@ if TYPE_CHECKING:
     from anyio.abc import TaskStatus
     from typing_extensions import Self
 
-    from .client import Client
+    from ._client import Client
     from .watch import Watch, WatchBatch
 
 __all__ = ["Mirror", "MirrorChanges", "MirrorUpdate"]

@@ -28,7 +28,7 @@ from .testing import EtcdCluster, EtcdServer
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator
 
-    from .client import Client
+    from ._client import Client
 
 #: the environment variable naming an existing etcd (comma-separated endpoints)
 ENDPOINTS_ENV = "ETCDANYIO_TEST_ENDPOINTS"

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from etcdanyio._auth import AuthStatus, Permission, RolePermission
     from etcdanyio._election_rpc import LeaderKey
     from etcdanyio._http import VersionResult
+    from etcdanyio._lease import LeaseGrantResult, LeaseTimeToLiveResult
     from etcdanyio._maintenance import SupportsWrite
     from etcdanyio._sync_loop import Loop
     from etcdanyio._sync_scopes import Lease
@@ -26,7 +27,6 @@ if TYPE_CHECKING:
     from etcdanyio.election import Election as AsyncElection
     from etcdanyio.election import Leadership as AsyncLeadership
     from etcdanyio.lease import Lease as AsyncLease
-    from etcdanyio.lease import LeaseGrantResult, LeaseTimeToLiveResult
     from etcdanyio.lock import Lock as AsyncLock
     from etcdanyio.recipes._barrier import Barrier as AsyncBarrier
     from etcdanyio.recipes._queue import PriorityQueue as AsyncPriorityQueue

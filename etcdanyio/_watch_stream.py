@@ -32,14 +32,15 @@ from typing import TYPE_CHECKING
 
 import anyio
 
-from ._auth import REAUTHENTICATE
+from ._error_table import REAUTHENTICATE, rpc_error, translate
 from ._grpc import GrpcError, Status, TransportError
 from ._lazy import etcdserverpb as pb  # imported on first use
 from ._requests import check_int, key_range
+from ._service import Service
 from ._speedups import codec
 from ._streams import pump
 from ._telemetry import WatchLag
-from .errors import EtcdError, WatchCompactedError, rpc_error, translate
+from .errors import EtcdError, WatchCompactedError
 from .watch import Event, Filter, Watch, WatchBatch
 
 _decode_watch_response = codec.decode_watch_response
@@ -529,14 +530,13 @@ def _cancel_error(response: WatchResponse) -> EtcdError:
     return rpc_error(status, reason, applied=False)
 
 
-class WatchMixin:
+class WatchMixin(Service):
     """``client.watch()`` and ``client.watch_once()``."""
 
     _channel: Channel
     _tg: TaskGroup
     _ns: Namespace
     _timeout: float | None
-    _watch_stream: WatchStream | None
 
     def _stream_metadata(self) -> bytes:
         raise NotImplementedError
@@ -639,16 +639,7 @@ class WatchMixin:
             return await events.__anext__()
 
     def _watches(self) -> WatchStream:
-        if self._watch_stream is None:
-            self._watch_stream = WatchStream(
-                self._channel,
-                self._tg,
-                self._ns,
-                metadata=self._stream_metadata,
-                reauthenticate=self._reauthenticate,
-                credentials=self._has_credentials(),
-            )
-        return self._watch_stream
+        return self._core.watches()
 
 
 #: filter names, also as etcd's proto spells them (``NOPUT``) and etcetra's/etcd3gw's

@@ -48,7 +48,10 @@ TARGETS = [
 #: coroutines whose result is an async object: hand-written in the sync class instead
 HAND_WRITTEN = {"etcdanyio.election:Election": {"resume"}}
 #: async types replaced by their sync counterparts in parameter annotations
-SYNC_TYPES = {("etcdanyio.lease", "Lease"): ("etcdanyio._sync_scopes", "Lease")}
+SYNC_TYPES = {
+    ("etcdanyio.lease", "Lease"): ("etcdanyio._sync_scopes", "Lease"),
+    ("etcdanyio._lease", "Lease"): ("etcdanyio._sync_scopes", "Lease"),
+}
 
 HEADER = '''\
 """

@@ -19,8 +19,7 @@ Python processes can share them:
         ...
 """
 
-import contextlib
-
+from .._public import publish as _publish
 from ._barrier import Barrier as Barrier
 from ._barrier import BarrierFullError as BarrierFullError
 from ._barrier import DoubleBarrier as DoubleBarrier
@@ -56,14 +55,4 @@ __all__ = [
 ]
 
 
-def _fixup_module_metadata() -> None:
-    # Tracebacks and reprs say etcdanyio.recipes.RWLock, not etcdanyio.recipes._rwlock.…
-    for name in __all__:
-        obj = globals()[name]
-        if getattr(obj, "__module__", "").startswith(__name__ + "."):
-            with contextlib.suppress(AttributeError, TypeError):
-                obj.__module__ = __name__
-
-
-_fixup_module_metadata()
-del _fixup_module_metadata
+_publish(__name__, globals())

@@ -25,21 +25,15 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from .. import LeaseExpiredError, SortOrder, SortTarget, txn
-from ._common import (
-    as_name,
-    check_int,
-    create_unique,
-    delete_own,
-    hold_lease,
-    wait_deleted,
-    wait_put,
-)
+from .._concurrency import create_unique, delete_own, hold_lease, wait_deleted, wait_put
+from .._keys import to_key
+from .._requests import check_int
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator
 
-    from ..client import Client
-    from ..lease import Lease
+    from .._client import Client
+    from .._lease import Lease
     from ..types import KeyValue
 
 __all__ = ["Barrier", "BarrierFullError", "DoubleBarrier", "DoubleBarrierEntry"]
@@ -67,7 +61,7 @@ class Barrier:
     def __init__(self, client: Client, key: str | bytes) -> None:
         self._client = client
         #: the barrier's key
-        self.key = as_name(key, "barrier key")
+        self.key = to_key(key, "barrier key")
 
     def __repr__(self) -> str:
         return f"Barrier({self.key!r})"
@@ -125,7 +119,7 @@ class DoubleBarrier:
     ) -> None:
         self._client = client
         #: the barrier's key; participants live under ``key + b"/waiters/"``
-        self.key = as_name(key, "barrier key")
+        self.key = to_key(key, "barrier key")
         #: how many participants meet
         self.count = check_int(count, "count", minimum=1)
         self._ttl = check_int(ttl, "ttl", minimum=1)

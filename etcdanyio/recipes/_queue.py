@@ -22,10 +22,12 @@ from typing import TYPE_CHECKING
 import anyio
 
 from .. import EventType, Filter, SortOrder, SortTarget, WatchCompactedError, txn
-from ._common import as_bytes, as_name, check_int, create_unique
+from .._concurrency import create_unique
+from .._keys import to_bytes, to_key
+from .._requests import check_int
 
 if TYPE_CHECKING:
-    from ..client import Client
+    from .._client import Client
     from ..types import KeyValue
 
 __all__ = ["PriorityQueue", "Queue"]
@@ -144,7 +146,7 @@ class Queue(_Queue):
     def __init__(self, client: Client, name: str | bytes) -> None:
         self._client = client
         #: the queue's name; its items live under ``name + b"/"``
-        self.name = as_name(name, "queue name")
+        self.name = to_key(name, "queue name")
         self._items = self.name + b"/"
         self._order = SortTarget.CREATE
 
@@ -153,7 +155,7 @@ class Queue(_Queue):
 
     async def enqueue(self, value: str | bytes) -> None:
         """Append ``value`` to the queue."""
-        await create_unique(self._client, self.name, as_bytes(value, "value"))
+        await create_unique(self._client, self.name, to_bytes(value, "value"))
 
 
 class PriorityQueue(_Queue):
@@ -169,7 +171,7 @@ class PriorityQueue(_Queue):
     def __init__(self, client: Client, name: str | bytes) -> None:
         self._client = client
         #: the queue's name; its items live under ``name + b"/"``
-        self.name = as_name(name, "queue name")
+        self.name = to_key(name, "queue name")
         self._items = self.name + b"/"
         self._order = SortTarget.KEY
 
@@ -182,7 +184,7 @@ class PriorityQueue(_Queue):
 
         :raises ValueError: if ``priority`` is outside 0..65535
         """
-        data = as_bytes(value, "value")
+        data = to_bytes(value, "value")
         if check_int(priority, "priority", minimum=0) > MAX_PRIORITY:
             raise ValueError(f"priority must be at most {MAX_PRIORITY}, got {priority}")
         level = self._items + b"%05d" % priority

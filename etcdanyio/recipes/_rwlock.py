@@ -25,22 +25,15 @@ from typing import TYPE_CHECKING, Literal
 import anyio
 
 from .. import LeaseExpiredError, LockLostError, txn
-from ._common import (
-    as_name,
-    check_int,
-    check_timeout,
-    create_unique,
-    delete_own,
-    hold_lease,
-    last_before,
-    wait_deleted,
-)
+from .._concurrency import create_unique, delete_own, hold_lease, last_before, wait_deleted
+from .._keys import to_key
+from .._requests import check_int, check_optional_seconds
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator
 
-    from ..client import Client
-    from ..lease import Lease
+    from .._client import Client
+    from .._lease import Lease
 
 __all__ = ["RWLock", "RWLockHold"]
 
@@ -67,7 +60,7 @@ class RWLock:
     ) -> None:
         self._client = client
         #: the lock's name; its keys live under ``name + b"/"``
-        self.name = as_name(name, "lock name")
+        self.name = to_key(name, "lock name")
         self._ttl = check_int(ttl, "ttl", minimum=1)
         self._session = session
 
@@ -81,7 +74,7 @@ class RWLock:
 
         :param timeout: bounds only the wait; expiry raises ``TimeoutError``
         """
-        return RWLockHold(self, "read", check_timeout(timeout))
+        return RWLockHold(self, "read", check_optional_seconds(timeout, "timeout"))
 
     def write(self, *, timeout: float | None = None) -> RWLockHold:
         """
@@ -90,7 +83,7 @@ class RWLock:
 
         :param timeout: bounds only the wait; expiry raises ``TimeoutError``
         """
-        return RWLockHold(self, "write", check_timeout(timeout))
+        return RWLockHold(self, "write", check_optional_seconds(timeout, "timeout"))
 
 
 class RWLockHold(anyio.AsyncContextManagerMixin):

@@ -25,13 +25,14 @@ import enum
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .. import CompactedError, txn
+from .._keys import to_key
+from .._requests import check_int
 from ..types import RangeResult
-from ._common import as_name, check_int
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterable
 
-    from ..client import Client
+    from .._client import Client
     from ..types import KeyValue
 
 __all__ = ["STM", "Isolation", "STMConflictError", "stm"]
@@ -109,7 +110,7 @@ class STM:
 
     async def get(self, key: str | bytes) -> bytes | None:
         """The key's value, or ``None`` if it does not exist (or was deleted in this attempt)."""
-        name = as_name(key, "key")
+        name = to_key(key, "key")
         written = self._writes.get(name)
         if written is not None:
             return written.value if isinstance(written, txn.Put) else None
@@ -118,7 +119,7 @@ class STM:
 
     async def rev(self, key: str | bytes) -> int:
         """The key's ``mod_revision`` as read (``0`` if it does not exist); adds it to the reads."""
-        kv = await self._fetch(as_name(key, "key"))
+        kv = await self._fetch(to_key(key, "key"))
         return 0 if kv is None else kv.mod_revision
 
     def put(self, key: str | bytes, value: str | bytes, *, lease: Any = None) -> None:
@@ -128,7 +129,7 @@ class STM:
 
     def delete(self, key: str | bytes) -> None:
         """Delete ``key`` when the transaction commits."""
-        op = txn.delete(as_name(key, "key"))
+        op = txn.delete(to_key(key, "key"))
         self._writes[op.key] = op
 
     async def _fetch(self, key: bytes) -> KeyValue | None:
@@ -237,7 +238,7 @@ async def stm(
         ) from None
     if max_retries is not None:
         check_int(max_retries, "max_retries", minimum=0)
-    wanted = [as_name(key, "prefetch key") for key in prefetch]
+    wanted = [to_key(key, "prefetch key") for key in prefetch]
     prefetched: dict[bytes, KeyValue | None] = {}
     prefetched_revision = 0
     if wanted:

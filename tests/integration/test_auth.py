@@ -10,7 +10,7 @@ old`` for real.
 
 Covered: every Auth RPC and its effect on what a user may do (key, prefix, range; revoke; delete;
 change password); token expiry with exactly one shared re-authentication (S40), counted by
-wrapping ``Client._authenticate``; watches and lease keepalives across token expiry and a broken
+wrapping ``Core.authenticate``; watches and lease keepalives across token expiry and a broken
 connection (S41); typed, unretried permission errors (S42); a wrong password that never leaks
 (S43); the auth-store-revision path; the retry logic over every message of ``REAUTHENTICATE``;
 etcdctl as an independent oracle. Waiting out the token TTL is the only sleep: it is the fault.
@@ -46,9 +46,10 @@ from etcdanyio import (
     Status,
     txn,
 )
-from etcdanyio._auth import REAUTHENTICATE, Credentials
+from etcdanyio._auth import Credentials
+from etcdanyio._core import Core
+from etcdanyio._error_table import REAUTHENTICATE
 from etcdanyio._grpc import GrpcError
-from etcdanyio.client import Client
 from etcdanyio.testing import EtcdProcessError, EtcdServer
 
 from ._kit.faultproxy import FaultProxy, open_fault_proxy
@@ -60,6 +61,8 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
     from contextlib import AbstractAsyncContextManager
     from pathlib import Path
+
+    from etcdanyio.client import Client
 
 pytestmark = pytest.mark.integration
 
@@ -179,36 +182,36 @@ def _as_limited(endpoint: str) -> AbstractAsyncContextManager[Client]:
 
 
 class AuthCounter:
-    """Every Authenticate RPC (``Client._authenticate``) and every re-authentication request."""
+    """Every Authenticate RPC (``Core.authenticate``) and every re-authentication request."""
 
     def __init__(self) -> None:
-        self.authenticated: list[Client] = []
-        self.reauthenticate_requests: list[Client] = []
+        self.authenticated: list[Core] = []
+        self.reauthenticate_requests: list[Core] = []
 
     def of(self, client: Client) -> int:
         """How many times ``client`` authenticated (opening it counts once)."""
-        return sum(c is client for c in self.authenticated)
+        return sum(c is client._core for c in self.authenticated)
 
     def requests_of(self, client: Client) -> int:
         """How many calls of ``client`` asked for a re-authentication (a stale token)."""
-        return sum(c is client for c in self.reauthenticate_requests)
+        return sum(c is client._core for c in self.reauthenticate_requests)
 
 
 @pytest.fixture
 def auth_counter(monkeypatch: pytest.MonkeyPatch) -> AuthCounter:
     counter = AuthCounter()
-    authenticate, reauthenticate = Client._authenticate, Client._reauthenticate
+    authenticate, reauthenticate = Core.authenticate, Core.reauthenticate
 
-    async def counting_authenticate(self: Client) -> None:
+    async def counting_authenticate(self: Core) -> None:
         counter.authenticated.append(self)
         await authenticate(self)
 
-    async def counting_reauthenticate(self: Client, stale: bytes) -> None:
+    async def counting_reauthenticate(self: Core, stale: bytes) -> None:
         counter.reauthenticate_requests.append(self)
         await reauthenticate(self, stale)
 
-    monkeypatch.setattr(Client, "_authenticate", counting_authenticate)
-    monkeypatch.setattr(Client, "_reauthenticate", counting_reauthenticate)
+    monkeypatch.setattr(Core, "authenticate", counting_authenticate)
+    monkeypatch.setattr(Core, "reauthenticate", counting_reauthenticate)
     return counter
 
 

@@ -214,7 +214,7 @@ async def test_an_rpc_the_server_lacks_names_the_version_it_needs(
 ) -> None:
     # etcd 3.7 adds KV.RangeStream; the 3.5 server under test answers UNIMPLEMENTED.
     with pytest.raises(etcdanyio.UnsupportedError) as info:
-        await client._call_raw("/etcdserverpb.KV/RangeStream", b"", repeatable=True)
+        await client._core.call_raw("/etcdserverpb.KV/RangeStream", b"", repeatable=True)
     assert "RangeStream" in info.value.message
     assert "needs etcd 3.7 or newer" in info.value.message
     assert info.value.status is etcdanyio.Status.UNIMPLEMENTED

@@ -48,10 +48,10 @@ from anyio.abc import SocketAttribute
 
 import etcdanyio
 from etcdanyio import EventType
+from etcdanyio._error_table import translate
 from etcdanyio._grpc import GrpcError, TransportError
 from etcdanyio._grpc._headers import encode_metadata
 from etcdanyio._pb import etcdserverpb as pb
-from etcdanyio.errors import translate
 from etcdanyio.testing import EtcdCluster, EtcdMember, EtcdServer, TLSFiles
 
 from ._kit import checkers

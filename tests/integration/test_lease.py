@@ -381,8 +381,8 @@ async def test_s32_revoked_elsewhere_ends_only_that_lease(
             assert other.lost is None
             await wait_answer(other)
             assert (await other.time_to_live()).ttl > 0
-            assert client._keepalive_stream is not None
-            assert client._keepalive_stream.leases == 1
+            assert client._core.keepalive_stream is not None
+            assert client._core.keepalive_stream.leases == 1
 
 
 @pytest.mark.slow
@@ -447,8 +447,8 @@ async def test_lease_scopes_keep_alive_past_ttl_on_one_stream_and_revoke_on_exit
             assert len(ids) == 51
             assert ids <= set(await ask(oracle.leases))
             assert await ask(oracle.lease_ttl, leases[0].id) >= 0
-            assert client._keepalive_stream is not None
-            assert client._keepalive_stream.leases == 51
+            assert client._core.keepalive_stream is not None
+            assert client._core.keepalive_stream.leases == 51
             during = await ask(keepalive_metrics, etcd_server.endpoint)
             assert during["started"] - before["started"] == 1  # one stream for all of them
             assert during["handled"] == before["handled"]  # and it is still open

@@ -168,8 +168,8 @@ async def test_mapping_read_your_writes_and_changes(server: EtcdServer, prefix: 
                 assert mirror.revision >= elsewhere.header.revision
                 assert mirror.resyncs == 0
                 await _check(oracle, mirror, prefix)
-            assert client._watch_stream is not None
-            assert client._watch_stream.watchers == 0
+            assert client._core.watch_stream is not None
+            assert client._core.watch_stream.watchers == 0
             with pytest.raises(anyio.ClosedResourceError):
                 await mirror.sync()
 
@@ -618,4 +618,4 @@ async def test_cancelled_at_random_points_leaves_nothing_behind(
                     await client.put(prefix + b"0", "w")
                     await mirror.sync()
                     await changes.__anext__()
-            assert client._watch_stream is None or client._watch_stream.watchers == 0
+            assert client._core.watch_stream is None or client._core.watch_stream.watchers == 0

@@ -323,7 +323,7 @@ async def test_bad_arguments_raise_before_io(server: EtcdServer) -> None:
             with pytest.raises(ValueError, match="max_buffered"):
                 async with client.watch("k", max_buffered=0):
                     pass
-            assert client._watch_stream is None or client._watch_stream.watchers == 0
+            assert client._core.watch_stream is None or client._core.watch_stream.watchers == 0
 
 
 # ------------------------------------------------------------------- the shared Watch stream
@@ -483,8 +483,8 @@ async def test_watch_once(server: EtcdServer, prefix: bytes) -> None:
             # From history: the first event at or after the start revision.
             first = await client.watch_once(prefix + b"k", start_revision=start - 1, prev_kv=True)
             assert (first.revision, first.kv.value, first.prev_kv) == (revision, b"v", None)
-            assert client._watch_stream is not None
-            assert client._watch_stream.watchers == 0
+            assert client._core.watch_stream is not None
+            assert client._core.watch_stream.watchers == 0
 
 
 async def test_namespace_strips_keys_in_events(server: EtcdServer, prefix: bytes) -> None:
@@ -525,8 +525,8 @@ async def test_create_rejected_by_the_server_raises_from_async_with(
             # The other watch on the same stream was resumed, not lost.
             revision = (await client.put(prefix + b"ok", "v")).header.revision
             assert (await survivor.__anext__()).revision == revision
-            assert client._watch_stream is not None
-            assert client._watch_stream.watchers == 1
+            assert client._core.watch_stream is not None
+            assert client._core.watch_stream.watchers == 1
 
 
 async def test_fragmented_responses_are_reassembled(
@@ -584,8 +584,8 @@ async def test_s20_compacted_start_revision(server: EtcdServer, prefix: bytes) -
                         await w.__anext__()  # the iterator stays closed
                     with pytest.raises(etcdanyio.WatchCompactedError):
                         await w.batches().__anext__()
-                assert client._watch_stream is not None
-                assert client._watch_stream.watchers == 1
+                assert client._core.watch_stream is not None
+                assert client._core.watch_stream.watchers == 1
 
 
 async def test_s20_compacted_watch_leaves_no_server_watcher(
@@ -809,8 +809,8 @@ async def test_1000_watches_each_get_their_own_events(server: EtcdServer, prefix
             for i in range(count):
                 tg.start_soon(watch_one, i)
             await all_created.wait()
-            assert client._watch_stream is not None
-            assert client._watch_stream.watchers == count
+            assert client._core.watch_stream is not None
+            assert client._core.watch_stream.watchers == count
             await _wait_gauges(server, (baseline[0] + 1, baseline[1] + count), 2)
 
             async def writer(first: int) -> None:

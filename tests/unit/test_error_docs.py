@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from etcdanyio import errors
+from etcdanyio import _error_table, errors
 
 pytestmark = pytest.mark.unit
 
@@ -17,7 +17,7 @@ _ROW = re.compile(r"^\| `([^`]+)` \| `(\w+)` \|$")
 
 def test_the_table_is_the_error_table() -> None:
     rows = [m.groups() for m in map(_ROW.match, DOC.read_text().splitlines()) if m]
-    assert rows == [(message, cls.__name__) for message, cls in errors.ERROR_TABLE.items()]
+    assert rows == [(message, cls.__name__) for message, cls in _error_table.ERROR_TABLE.items()]
 
 
 def test_every_error_class_is_named() -> None:

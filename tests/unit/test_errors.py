@@ -13,7 +13,8 @@ import inspect
 import pytest
 
 import etcdanyio
-from etcdanyio import errors
+from etcdanyio import _error_table, errors
+from etcdanyio._error_table import rpc_error, translate
 from etcdanyio._grpc import (
     ConnectionLostError,
     GrpcError,
@@ -46,8 +47,6 @@ from etcdanyio.errors import (
     TooManyRequestsError,
     UnavailableError,
     WatchCompactedError,
-    rpc_error,
-    translate,
 )
 
 pytestmark = pytest.mark.unit
@@ -235,17 +234,19 @@ def test_families(family: type[RpcError]) -> None:
 
 def test_every_etcd_string_is_typed() -> None:
     assert sorted(m for _, m, _ in ETCD_ERRORS) == sorted(
-        m for m in errors.ERROR_TABLE if m != "context deadline exceeded"
+        m for m in _error_table.ERROR_TABLE if m != "context deadline exceeded"
     )
     for _, message, _ in ETCD_ERRORS:
         assert type(rpc_error(Status.UNKNOWN, message)) is not RpcError, message
 
 
 def _table_ids() -> list[str]:
-    return [message.removeprefix("etcdserver: ") for message in errors.ERROR_TABLE]
+    return [message.removeprefix("etcdserver: ") for message in _error_table.ERROR_TABLE]
 
 
-@pytest.mark.parametrize(("message", "cls"), list(errors.ERROR_TABLE.items()), ids=_table_ids())
+@pytest.mark.parametrize(
+    ("message", "cls"), list(_error_table.ERROR_TABLE.items()), ids=_table_ids()
+)
 @pytest.mark.parametrize("status", [Status.UNKNOWN, Status.INVALID_ARGUMENT, Status.UNAVAILABLE])
 def test_every_table_entry_maps_its_exact_string(
     message: str, cls: type[RpcError], status: Status
@@ -266,7 +267,7 @@ def test_every_table_entry_maps_its_exact_string(
 def test_etcd_strings_map_to_the_documented_classes(
     status: Status, message: str, cls: type[RpcError]
 ) -> None:
-    assert errors.ERROR_TABLE.get(message) is cls
+    assert _error_table.ERROR_TABLE.get(message) is cls
     error = rpc_error(status, message, applied=False)
     assert type(error) is cls
     assert (error.status, error.message, error.applied) == (status, message, False)
@@ -572,7 +573,8 @@ def test_translate_unhealthy_cluster_is_a_definite_rejection() -> None:
 
 
 def test_unsupported_names_the_version_needed() -> None:
-    from etcdanyio.errors import UnsupportedError, unsupported
+    from etcdanyio._error_table import unsupported
+    from etcdanyio.errors import UnsupportedError
 
     error = unsupported("/etcdserverpb.Maintenance/Downgrade", "unknown service")
     assert isinstance(error, UnsupportedError)

@@ -13,9 +13,10 @@ import pytest
 
 import etcdanyio
 from etcdanyio import txn
+from etcdanyio._error_table import translate
 from etcdanyio._grpc import Channel, Endpoint, GrpcError, Status
 from etcdanyio.client import Client
-from etcdanyio.errors import ResponseTooLargeError, translate
+from etcdanyio.errors import ResponseTooLargeError
 
 from ..h2peer import H2Peer, PeerStream
 

@@ -170,7 +170,7 @@ async def test_a_failed_call_is_an_error_span_in_the_callers_trace(
 async def test_no_observer_means_no_record() -> None:
     with anyio.fail_after(TIMEOUT):
         async with etcdanyio.open_etcd("127.0.0.1:1", opentelemetry=False) as client:
-            assert client._observers == ()
+            assert client._core.observers == ()
             assert client._channel.stream_observer is None
 
 
