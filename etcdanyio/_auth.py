@@ -44,26 +44,6 @@ class AuthStatus:
     auth_revision: int
 
 
-class Credentials:
-    """A user name and password; the password never appears in a repr or message."""
-
-    __slots__ = ("_password", "name")
-
-    def __init__(self, name: str, password: str) -> None:
-        if not name:
-            raise ValueError("username must not be empty")
-        if not isinstance(password, str):
-            raise TypeError(f"password must be a str, got {type(password).__name__}")
-        self.name = name
-        self._password = password
-
-    def __repr__(self) -> str:
-        return f"Credentials(name={self.name!r}, password=***)"
-
-    def request(self) -> pb.AuthenticateRequest:
-        return pb.AuthenticateRequest(name=self.name, password=self._password)
-
-
 def _name(value: object, what: str) -> str:
     if not isinstance(value, str):
         raise TypeError(f"{what} must be a str, got {value!r} ({type(value).__name__})")

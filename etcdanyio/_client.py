@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING
 
 import anyio
 
-from ._auth import AuthMixin, Credentials
+from ._auth import AuthMixin
 from ._cleanup import CLEANUP_TIMEOUT
 from ._cluster import ClusterMixin
-from ._core import Core
+from ._core import Core, Credentials
 from ._discovery import discover_endpoints, endpoints_from_members
 from ._election import ElectionMixin
 from ._election_rpc import ElectionRpcMixin

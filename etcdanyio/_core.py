@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
@@ -37,15 +37,33 @@ if TYPE_CHECKING:
     import betterproto2
     from anyio.abc import TaskGroup
 
-    from ._auth import Credentials
     from ._client import Client
     from ._grpc._call import Call
-    from ._lock import Lock
     from ._service import M
 
 logger = logging.getLogger("etcdanyio.client")
 
 _HASLEADER = encode_metadata([("hasleader", "true")])
+
+
+class Credentials:
+    """A user name and password; the password never appears in a repr or message."""
+
+    __slots__ = ("_password", "name")
+
+    def __init__(self, name: str, password: str) -> None:
+        if not name:
+            raise ValueError("username must not be empty")
+        if not isinstance(password, str):
+            raise TypeError(f"password must be a str, got {type(password).__name__}")
+        self.name = name
+        self._password = password
+
+    def __repr__(self) -> str:
+        return f"Credentials(name={self.name!r}, password=***)"
+
+    def request(self) -> pb.AuthenticateRequest:
+        return pb.AuthenticateRequest(name=self.name, password=self._password)
 
 
 class Core:
@@ -74,7 +92,8 @@ class Core:
         #: clean-ups left to the background (through the public client), and key guards
         self.cleanups = Cleanups(client, task_group)
         self.key_guards = KeyGuards()
-        self.lock_holds: dict[tuple[bytes, int], Lock] = {}
+        #: the lock registry: the locks held through this client, by ``(name, task ID)``
+        self.lock_holds: dict[tuple[bytes, int], Any] = {}
         self.watch_stream: WatchStream | None = None
         self.keepalive_stream: KeepAliveStream | None = None
         #: who sees every RPC (telemetry); empty: the call path checks this and nothing else

@@ -10,7 +10,7 @@ is the implementation.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -24,7 +24,6 @@ if TYPE_CHECKING:
     from ._grpc._call import Call
     from ._keepalive import KeepAliveStream
     from ._keys import Namespace
-    from ._lock import Lock
     from ._watch_stream import WatchStream
 
 #: a betterproto2 message class (a request's answer type)
@@ -46,8 +45,9 @@ class CallPath(Protocol):
     cleanups: Cleanups
     #: per-key exclusion of this client's lock and campaign keys (sessions share leases)
     key_guards: KeyGuards
-    #: the locks held through this client, by ``(name, task ID)`` (``reentrant=``)
-    lock_holds: dict[tuple[bytes, int], Lock]
+    #: the locks held through this client, by ``(name, task ID)`` (``reentrant=``); the values
+    #: are ``etcdanyio.lock.Lock`` (not named here: the lock module is built on this one)
+    lock_holds: dict[tuple[bytes, int], Any]
 
     async def call(
         self,

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
     from typing_extensions import Self
 
-    from .._client import Client
+    from ..client import Client
     from ..watch import Event, Filter, Watch
 
 __all__ = ["KeyPattern", "MatchingWatch", "watch_matching"]

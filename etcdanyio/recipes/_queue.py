@@ -27,7 +27,7 @@ from .._keys import to_bytes, to_key
 from .._requests import check_int
 
 if TYPE_CHECKING:
-    from .._client import Client
+    from ..client import Client
     from ..types import KeyValue
 
 __all__ = ["PriorityQueue", "Queue"]

@@ -32,8 +32,8 @@ from .._requests import check_int, check_optional_seconds
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator
 
-    from .._client import Client
-    from .._lease import Lease
+    from ..client import Client
+    from ..lease import Lease
 
 __all__ = ["RWLock", "RWLockHold"]
 

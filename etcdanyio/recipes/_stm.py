@@ -32,7 +32,7 @@ from ..types import RangeResult
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterable
 
-    from .._client import Client
+    from ..client import Client
     from ..types import KeyValue
 
 __all__ = ["STM", "Isolation", "STMConflictError", "stm"]

@@ -46,8 +46,7 @@ from etcdanyio import (
     Status,
     txn,
 )
-from etcdanyio._auth import Credentials
-from etcdanyio._core import Core
+from etcdanyio._core import Core, Credentials
 from etcdanyio._error_table import REAUTHENTICATE
 from etcdanyio._grpc import GrpcError
 from etcdanyio.testing import EtcdProcessError, EtcdServer
