@@ -13,17 +13,10 @@ from typing import TYPE_CHECKING, Any
 
 from . import client as _client
 from ._sync_generated import ClientCalls
+from ._sync_holder import Holder
 from ._sync_loop import Loop
-from ._sync_scopes import (
-    Election,
-    Holder,
-    Lease,
-    Lock,
-    Mirror,
-    RangeIterator,
-    Watch,
-    _LockHolds,
-)
+from ._sync_reads import Mirror, RangeIterator, Watch
+from ._sync_scopes import Election, Lease, Lock, LockHolds
 
 if TYPE_CHECKING:
     import ssl
@@ -109,7 +102,7 @@ class Client(ClientCalls):
         # Dropped without close(): stop the loop thread (it is a daemon thread anyway).
         finalizer = weakref.finalize(self, self._loop._request_stop)
         finalizer.atexit = False
-        self._lock_holds = _LockHolds()
+        self._lock_holds = LockHolds()
         self._callbacks: _CallbackThread | None = None
         self._callback_watches: dict[int, Holder[AsyncWatch]] = {}
         self._watch_ids = itertools.count(1)
