@@ -28,3 +28,13 @@ __all__ = [
     "TLSFiles",
     "find_etcd_binary",
 ]
+
+
+def _fixup_module_metadata() -> None:
+    # Tracebacks and reprs say etcdanyio.testing.EtcdServer, not etcdanyio._testing_cluster.…
+    for name in __all__:
+        globals()[name].__module__ = __name__
+
+
+_fixup_module_metadata()
+del _fixup_module_metadata

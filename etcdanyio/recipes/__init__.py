@@ -19,8 +19,6 @@ Python processes can share them:
         ...
 """
 
-import contextlib
-
 from ._barrier import Barrier as Barrier
 from ._barrier import BarrierFullError as BarrierFullError
 from ._barrier import DoubleBarrier as DoubleBarrier
@@ -58,6 +56,8 @@ __all__ = [
 
 def _fixup_module_metadata() -> None:
     # Tracebacks and reprs say etcdanyio.recipes.RWLock, not etcdanyio.recipes._rwlock.…
+    import contextlib  # here: the module's globals are its API
+
     for name in __all__:
         obj = globals()[name]
         if getattr(obj, "__module__", "").startswith(__name__ + "."):
