@@ -14,10 +14,10 @@ method has one already). Its body creates the coroutine on the async object (``s
 and runs it on the client's event loop thread (``self._loop.run``). The parameters of the async
 ``open_etcd`` (``OPENER``), plus ``backend``, become those of the sync client's ``__init__``
 (which hands the async ``open_etcd`` bound to them to ``self._start``) and of the sync
-``open_etcd``: they are declared once, on the async side. Names the annotations
-use are imported from where the async module imports them (``TYPE_CHECKING`` blocks
-included); the async ``Lease`` becomes the sync one. The output goes through ``ruff check
---fix`` and ``ruff format``, so it is stable and lint-clean. Never edit the output by hand.
+``open_etcd``: they are declared once, on the async side. Names the annotations use are
+imported from where the async module imports them (``TYPE_CHECKING`` blocks included); the
+async ``Lease`` becomes the sync one. The output goes through ``ruff check --fix`` and ``ruff
+format``, so it is stable and lint-clean. Never edit the output by hand.
 """
 
 from __future__ import annotations
@@ -244,7 +244,8 @@ class Generator:
         params = [self.parameter(arg, value, source, module) for arg, value in positional]
         params += ["*", BACKEND]
         params += [self.parameter(arg, value, source, module) for arg, value in keywords]
-        passed = [arg.arg for arg, _ in positional] + [f"{a.arg}={a.arg}" for a, _ in keywords]
+        given = [arg.arg for arg, _ in positional]
+        passed = [f"{arg.arg}={arg.arg}" for arg, _ in keywords]
         self.lines.update(
             {
                 "import contextlib",
@@ -256,13 +257,10 @@ class Generator:
         signature = ",\n".join(params)
         init = (
             f"def __init__(\nself,\n{signature},\n) -> None:\n"
-            f"    opener = functools.partial(async_{name}, {', '.join(passed)})\n"
+            f"    opener = functools.partial(async_{name}, {', '.join(given + passed)})\n"
             f"    self._start(opener, backend, timeout)\n"
         )
-        arguments = ", ".join(
-            [*(arg.arg for arg, _ in positional), "backend=backend"]
-            + [f"{a.arg}={a.arg}" for a, _ in keywords]
-        )
+        arguments = ", ".join([*given, "backend=backend", *passed])
         docstring = '"""\n' + OPEN_DOC + '\n"""'
         function = (
             f"@contextlib.contextmanager\n"
