@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import itertools
 import logging
 import queue
@@ -11,27 +9,20 @@ import threading
 import weakref
 from typing import TYPE_CHECKING, Any
 
-from . import client as _client
-from ._sync_generated import ClientCalls
+from ._sync_generated import ClientCalls, open_etcd
+from ._sync_holder import Holder
 from ._sync_loop import Loop
-from ._sync_scopes import (
-    Election,
-    Holder,
-    Lease,
-    Lock,
-    Mirror,
-    RangeIterator,
-    Watch,
-    _LockHolds,
-)
+from ._sync_reads import Mirror, RangeIterator, Watch
+from ._sync_scopes import Election, Lease, Lock, LockHolds
 
 if TYPE_CHECKING:
-    import ssl
-    from collections.abc import Callable, Iterable, Iterator, Sequence
+    from collections.abc import Callable, Iterable
+    from contextlib import AbstractAsyncContextManager
 
     from typing_extensions import Self
 
-    from ._telemetry import ClientStatistics, RpcObserver
+    from ._telemetry import ClientStatistics
+    from .client import Client as AsyncClient
     from .watch import Event, Filter
     from .watch import Watch as AsyncWatch
 
@@ -59,57 +50,21 @@ class Client(ClientCalls):
     ``os.fork()`` refuses to work in the child (``ForkedClientError``).
     """
 
-    def __init__(
+    # __init__ (ClientCalls's) takes the parameters of etcdanyio.open_etcd plus ``backend``.
+
+    def _start(
         self,
-        endpoints: str | Sequence[str] | None = None,
-        *,
-        backend: str = "asyncio",
-        ssl_context: ssl.SSLContext | None = None,
-        timeout: float | None = None,
-        connect_timeout: float = 5.0,
-        keepalive_interval: float = 10.0,
-        keepalive_timeout: float = 5.0,
-        max_receive_message: int = 2**31 - 1,
-        max_send_message: int = 2**31 - 1,
-        tls_server_hostname: str | None = None,
-        namespace: str | bytes | None = None,
-        username: str | None = None,
-        password: str | None = None,
-        discovery_srv: str | None = None,
-        discovery_srv_name: str = "",
-        discovery_srv_nameserver: tuple[str, int] | None = None,
-        auto_sync_interval: float | None = None,
-        observers: Sequence[RpcObserver] = (),
-        opentelemetry: bool | None = None,
+        opener: Callable[[], AbstractAsyncContextManager[AsyncClient]],
+        backend: str,
+        timeout: float | None,
     ) -> None:
-        opener = functools.partial(
-            _client.open_etcd,
-            endpoints,
-            ssl_context=ssl_context,
-            timeout=timeout,
-            connect_timeout=connect_timeout,
-            keepalive_interval=keepalive_interval,
-            keepalive_timeout=keepalive_timeout,
-            max_receive_message=max_receive_message,
-            max_send_message=max_send_message,
-            tls_server_hostname=tls_server_hostname,
-            namespace=namespace,
-            username=username,
-            password=password,
-            discovery_srv=discovery_srv,
-            discovery_srv_name=discovery_srv_name,
-            discovery_srv_nameserver=discovery_srv_nameserver,
-            auto_sync_interval=auto_sync_interval,
-            observers=observers,
-            opentelemetry=opentelemetry,
-        )
         self._timeout = timeout
         self._loop = Loop(opener, backend)
         self._async = self._loop.start()
         # Dropped without close(): stop the loop thread (it is a daemon thread anyway).
         finalizer = weakref.finalize(self, self._loop._request_stop)
         finalizer.atexit = False
-        self._lock_holds = _LockHolds()
+        self._lock_holds = LockHolds()
         self._callbacks: _CallbackThread | None = None
         self._callback_watches: dict[int, Holder[AsyncWatch]] = {}
         self._watch_ids = itertools.count(1)
@@ -412,57 +367,3 @@ class _CallbackThread:
                 callback(event)
             except Exception:
                 logger.exception("watch callback %r failed; the watch goes on", callback)
-
-
-@contextlib.contextmanager
-def open_etcd(
-    endpoints: str | Sequence[str] | None = None,
-    *,
-    backend: str = "asyncio",
-    ssl_context: ssl.SSLContext | None = None,
-    timeout: float | None = None,
-    connect_timeout: float = 5.0,
-    keepalive_interval: float = 10.0,
-    keepalive_timeout: float = 5.0,
-    max_receive_message: int = 2**31 - 1,
-    max_send_message: int = 2**31 - 1,
-    tls_server_hostname: str | None = None,
-    namespace: str | bytes | None = None,
-    username: str | None = None,
-    password: str | None = None,
-    discovery_srv: str | None = None,
-    discovery_srv_name: str = "",
-    discovery_srv_nameserver: tuple[str, int] | None = None,
-    auto_sync_interval: float | None = None,
-    observers: Sequence[RpcObserver] = (),
-    opentelemetry: bool | None = None,
-) -> Iterator[Client]:
-    """
-    A blocking :class:`Client` for a ``with`` block, closed when it exits. Parameters as
-    :func:`etcdanyio.open_etcd`, plus ``backend`` (``"asyncio"`` or ``"trio"``).
-    """
-    client = Client(
-        endpoints,
-        backend=backend,
-        ssl_context=ssl_context,
-        timeout=timeout,
-        connect_timeout=connect_timeout,
-        keepalive_interval=keepalive_interval,
-        keepalive_timeout=keepalive_timeout,
-        max_receive_message=max_receive_message,
-        max_send_message=max_send_message,
-        tls_server_hostname=tls_server_hostname,
-        namespace=namespace,
-        username=username,
-        password=password,
-        discovery_srv=discovery_srv,
-        discovery_srv_name=discovery_srv_name,
-        discovery_srv_nameserver=discovery_srv_nameserver,
-        auto_sync_interval=auto_sync_interval,
-        observers=observers,
-        opentelemetry=opentelemetry,
-    )
-    try:
-        yield client
-    finally:
-        client.close()

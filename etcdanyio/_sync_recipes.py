@@ -18,7 +18,7 @@ import anyio
 
 from . import recipes as _recipes
 from ._sync_generated import BarrierCalls, PriorityQueueCalls, QueueCalls
-from ._sync_scopes import Holder, _Iterated, _Scope
+from ._sync_holder import Holder, Iterated, Scope
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -85,7 +85,7 @@ class PriorityQueue(PriorityQueueCalls):
         return f"etcdanyio.sync.recipes.{self._async!r}"
 
 
-class RWLockHold(_Scope):
+class RWLockHold(Scope):
     """One hold of an :class:`RWLock`, for a ``with`` block."""
 
     def __init__(self, loop: Loop[Any], hold: _recipes.RWLockHold) -> None:
@@ -137,7 +137,7 @@ class RWLock:
         return RWLockHold(self._loop, self._async.write(timeout=timeout))
 
 
-class DoubleBarrierEntry(_Scope):
+class DoubleBarrierEntry(Scope):
     """One participant of a :class:`DoubleBarrier`, for a ``with`` block."""
 
     def __init__(self, loop: Loop[Any], entry: _recipes.DoubleBarrierEntry) -> None:
@@ -181,7 +181,7 @@ class DoubleBarrier:
         return DoubleBarrierEntry(self._loop, self._async.enter())
 
 
-class MatchingWatch(_Iterated["Event"]):
+class MatchingWatch(Iterated["Event"]):
     """The events whose key matches a pattern: iterate (blocking) or :meth:`get` with a timeout."""
 
     def __init__(self, loop: Loop[Any], context: Any) -> None:

@@ -16,19 +16,20 @@ by the application, every client records spans and durations by itself; see
 ``docs/observability.md``.
 """
 
-from __future__ import annotations
+import typing as _typing
 
-from typing import TYPE_CHECKING, Any
+from ._telemetry import ClientStatistics as ClientStatistics
+from ._telemetry import Rpc as Rpc
+from ._telemetry import RpcObserver as RpcObserver
+from ._telemetry import WatchLag as WatchLag
 
-from ._telemetry import ClientStatistics, Rpc, RpcObserver, WatchLag
-
-if TYPE_CHECKING:
-    from ._otel import OpenTelemetryObserver
+if _typing.TYPE_CHECKING:
+    from ._otel import OpenTelemetryObserver as OpenTelemetryObserver
 
 __all__ = ["ClientStatistics", "OpenTelemetryObserver", "Rpc", "RpcObserver", "WatchLag"]
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:
     # OpenTelemetryObserver needs opentelemetry-api: imported only when asked for.
     if name == "OpenTelemetryObserver":
         from ._otel import OpenTelemetryObserver

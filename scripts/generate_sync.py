@@ -11,10 +11,13 @@ For every public coroutine method of the async classes in ``TARGETS`` it writes 
 with the same parameters (their annotations and defaults copied from the source as written),
 the same docstring and the same result type, plus a keyword-only ``timeout=`` (unless the
 method has one already). Its body creates the coroutine on the async object (``self._async``)
-and runs it on the client's event loop thread (``self._loop.run``). Names the annotations
-use are imported from where the async module imports them (``TYPE_CHECKING`` blocks
-included); the async ``Lease`` becomes the sync one. The output goes through ``ruff check
---fix`` and ``ruff format``, so it is stable and lint-clean. Never edit the output by hand.
+and runs it on the client's event loop thread (``self._loop.run``). The parameters of the async
+``open_etcd`` (``OPENER``), plus ``backend``, become those of the sync client's ``__init__``
+(which hands the async ``open_etcd`` bound to them to ``self._start``) and of the sync
+``open_etcd``: they are declared once, on the async side. Names the annotations use are
+imported from where the async module imports them (``TYPE_CHECKING`` blocks included); the
+async ``Lease`` becomes the sync one. The output goes through ``ruff check --fix`` and ``ruff
+format``, so it is stable and lint-clean. Never edit the output by hand.
 """
 
 from __future__ import annotations
@@ -45,6 +48,15 @@ TARGETS = [
     ("etcdanyio.recipes._queue:Queue", "QueueCalls"),
     ("etcdanyio.recipes._queue:PriorityQueue", "PriorityQueueCalls"),
 ]
+#: the async opener whose parameters the sync client takes, the class getting the ``__init__``,
+#: and the sync client class the generated ``open_etcd`` yields
+OPENER = ("etcdanyio.client:open_etcd", "ClientCalls", ("etcdanyio._sync_client", "Client"))
+#: the parameter the sync client adds to the opener's, first of the keyword-only ones
+BACKEND = 'backend: str = "asyncio"'
+OPEN_DOC = """\
+A blocking :class:`Client` for a ``with`` block, closed when it exits. Parameters as
+:func:`etcdanyio.open_etcd`, plus ``backend`` (``"asyncio"`` or ``"trio"``).\
+"""
 #: coroutines whose result is an async object: hand-written in the sync class instead
 HAND_WRITTEN = {"etcdanyio.election:Election": {"resume"}}
 #: async types replaced by their sync counterparts in parameter annotations
@@ -118,6 +130,8 @@ class Generator:
         self.runtime: set[tuple[str, str | None]] = set()
         self.typing: set[tuple[str, str | None]] = set()
         self.imports: dict[str, Imports] = {}
+        #: runtime import statements written as they are (aliases)
+        self.lines: set[str] = set()
 
     def resolve(self, names: set[str], module: str, *, runtime: bool) -> None:
         table = self.imports.setdefault(module, Imports(module))
@@ -130,12 +144,29 @@ class Generator:
             origin = SYNC_TYPES.get((origin[0], origin[1] or ""), origin)
             (self.runtime if runtime else self.typing).add(origin)
 
-    def method(self, owner: str, name: str, function: object) -> str:
+    def parse(self, function: object) -> tuple[str, str, ast.AsyncFunctionDef]:
+        """The module, the source and the syntax tree of the coroutine function ``function``."""
         func = inspect.unwrap(function)  # type: ignore[arg-type]
-        module = func.__module__
         source = textwrap.dedent(inspect.getsource(func))
         node = ast.parse(source).body[0]
-        assert isinstance(node, ast.AsyncFunctionDef), (owner, name)
+        assert isinstance(node, ast.AsyncFunctionDef), func
+        return func.__module__, source, node
+
+    def parameter(self, arg: ast.arg, value: ast.expr | None, source: str, module: str) -> str:
+        """``arg`` as declared in ``source``: its annotation and default copied as written."""
+        text = arg.arg
+        if arg.annotation is not None:
+            annotation = ast.get_source_segment(source, arg.annotation) or ""
+            self.resolve(names_in(annotation), module, runtime=False)
+            text += f": {self.rename(annotation, module)}"
+        if value is not None:
+            default = ast.get_source_segment(source, value) or ""
+            self.resolve(names_in(default), module, runtime=True)
+            text += f" = {default}"
+        return text
+
+    def method(self, owner: str, name: str, function: object) -> str:
+        module, source, node = self.parse(function)
         args = node.args
         segment = lambda expr: ast.get_source_segment(source, expr)  # noqa: E731
 
@@ -146,13 +177,6 @@ class Generator:
             self.resolve(names_in(text), module, runtime=False)
             return f": {self.rename(text, module)}"
 
-        def default(expr: ast.expr | None) -> str:
-            if expr is None:
-                return ""
-            text = segment(expr) or ""
-            self.resolve(names_in(text), module, runtime=True)
-            return f" = {text}"
-
         params: list[str] = ["self"]
         call: list[str] = []
         positional = args.posonlyargs + args.args
@@ -162,7 +186,7 @@ class Generator:
         for i, (arg, value) in enumerate(zip(positional, pos_defaults, strict=True)):
             if i == 0:
                 continue  # self
-            params.append(f"{arg.arg}{annotation(arg)}{default(value)}")
+            params.append(self.parameter(arg, value, source, module))
             call.append(self.argument(arg, module))
             if args.posonlyargs and arg is args.posonlyargs[-1]:
                 params.append("/")
@@ -173,7 +197,7 @@ class Generator:
             params.append("*")
         names = {a.arg for a in positional + args.kwonlyargs}
         for arg, value in zip(args.kwonlyargs, args.kw_defaults, strict=True):
-            params.append(f"{arg.arg}{annotation(arg)}{default(value)}")
+            params.append(self.parameter(arg, value, source, module))
             call.append(f"{arg.arg}={self.argument(arg, module)}")
         own_timeout = "timeout" in names
         if not own_timeout:
@@ -186,7 +210,7 @@ class Generator:
         returns = segment(node.returns) if node.returns is not None else "None"
         assert returns is not None
         self.resolve(names_in(returns), module, runtime=False)
-        doc = inspect.getdoc(func) or ""
+        doc = inspect.getdoc(inspect.unwrap(function)) or ""  # type: ignore[arg-type]
         if not own_timeout:
             doc += (
                 "\n\n:param timeout: bound this call, in seconds (``None``: the client's "
@@ -201,6 +225,56 @@ class Generator:
             + "\n"
             + f"    {body}\n"
         )
+
+    def opener(self) -> tuple[str, str]:
+        """
+        The sync client's ``__init__`` and the sync ``open_etcd``: the parameters of the async
+        opener (``OPENER``) with ``backend`` first among the keyword-only ones.
+        """
+        target, _, (client_module, client_name) = OPENER
+        module_name, _, name = target.partition(":")
+        module, source, node = self.parse(getattr(importlib.import_module(module_name), name))
+        args = node.args
+        assert not args.posonlyargs, target
+        assert args.vararg is None, target
+        assert args.kwarg is None, target
+        defaults = [None] * (len(args.args) - len(args.defaults)) + list(args.defaults)
+        positional = list(zip(args.args, defaults, strict=True))
+        keywords = list(zip(args.kwonlyargs, args.kw_defaults, strict=True))
+        names = [arg.arg for arg, _ in positional + keywords]
+        assert "timeout" in names, target
+        assert "backend" not in names, target
+        params = [self.parameter(arg, value, source, module) for arg, value in positional]
+        params += ["*", BACKEND]
+        params += [self.parameter(arg, value, source, module) for arg, value in keywords]
+        given = [arg.arg for arg, _ in positional]
+        passed = [f"{arg.arg}={arg.arg}" for arg, _ in keywords]
+        self.lines.update(
+            {
+                "import contextlib",
+                "import functools",
+                f"from {module_name} import {name} as async_{name}",
+            }
+        )
+        self.typing |= {("collections.abc", "Iterator"), (client_module, client_name)}
+        signature = ",\n".join(params)
+        init = (
+            f"def __init__(\nself,\n{signature},\n) -> None:\n"
+            f"    opener = functools.partial(async_{name}, {', '.join(given + passed)})\n"
+            f"    self._start(opener, backend, timeout)\n"
+        )
+        arguments = ", ".join([*given, "backend=backend", *passed])
+        docstring = '"""\n' + OPEN_DOC + '\n"""'
+        function = (
+            f"@contextlib.contextmanager\n"
+            f"def {name}(\n{signature},\n) -> Iterator[{client_name}]:\n"
+            + textwrap.indent(docstring, "    ")
+            + "\n"
+            + f"    from {client_module} import {client_name}  # built on this module\n\n"
+            + f"    client = {client_name}({arguments})\n"
+            + "    try:\n        yield client\n    finally:\n        client.close()\n"
+        )
+        return init, function
 
     def rename(self, text: str, module: str) -> str:
         """Async types with a sync counterpart keep their name: the import swaps them."""
@@ -221,6 +295,7 @@ class Generator:
     def generate(self) -> str:
         classes = []
         async_types: dict[str, str] = {}
+        init, open_function = self.opener()
         for target, generated in TARGETS:
             module_name, _, class_name = target.partition(":")
             cls = getattr(importlib.import_module(module_name), class_name)
@@ -237,18 +312,29 @@ class Generator:
                 f"    _async: {alias}\n"
                 f"    _timeout: float | None\n\n"
             )
+            if generated == OPENER[1]:
+                opener_type = f"Callable[[], AbstractAsyncContextManager[{alias}]]"
+                head += (
+                    "    #: the sync client's own start: run the client that ``opener`` opens on\n"
+                    "    #: a loop of ``backend``, ``timeout`` bounding each call by default\n"
+                    f"    _start: Callable[[{opener_type}, str, float | None], None]\n\n"
+                )
+                self.typing.add(("contextlib", "AbstractAsyncContextManager"))
+                self.typing.add(("collections.abc", "Callable"))
+                methods.insert(0, init)
             classes.append(head + "\n".join(textwrap.indent(m, "    ") for m in methods))
         self.typing -= self.runtime
         lines = [HEADER, "from __future__ import annotations", ""]
         lines.append("from typing import TYPE_CHECKING, Any")
         lines += sorted(import_line(o) for o in self.runtime)
+        lines += sorted(self.lines)
         lines.append("")
         lines.append("if TYPE_CHECKING:")
         lines.append("    from etcdanyio._sync_loop import Loop")
         typing_lines = sorted(import_line(o) for o in self.typing) + sorted(async_types.values())
         lines += [f"    {line}" for line in typing_lines]
         lines.append("")
-        return "\n".join(lines) + "\n\n" + "\n\n".join(classes)
+        return "\n".join(lines) + "\n\n" + "\n\n".join([*classes, open_function])
 
 
 def import_line(origin: tuple[str, str | None]) -> str:

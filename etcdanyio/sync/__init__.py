@@ -19,15 +19,15 @@ from .._sync_client import Client as Client
 from .._sync_client import open_etcd as open_etcd
 from .._sync_loop import ClientClosedError as ClientClosedError
 from .._sync_loop import ForkedClientError as ForkedClientError
+from .._sync_reads import Mirror as Mirror
+from .._sync_reads import RangeIterator as RangeIterator
+from .._sync_reads import Watch as Watch
 from .._sync_scopes import Campaign as Campaign
 from .._sync_scopes import Election as Election
 from .._sync_scopes import Leadership as Leadership
 from .._sync_scopes import Lease as Lease
 from .._sync_scopes import Lock as Lock
-from .._sync_scopes import Mirror as Mirror
 from .._sync_scopes import Observation as Observation
-from .._sync_scopes import RangeIterator as RangeIterator
-from .._sync_scopes import Watch as Watch
 
 __all__ = [
     "Campaign",

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from etcdanyio import testing
+from etcdanyio._testing_process import make_directory
 
 from ._kit.oracle import Oracle
 
@@ -157,5 +157,5 @@ def test_members_die_with_a_killed_parent_and_their_directory_goes(backend: str)
         assert time.monotonic() < deadline, "etcd outlived its killed parent"
         time.sleep(0.01)  # another process's exit has no event to wait on here
     assert os.path.isdir(directory)  # nobody could remove it...
-    shutil.rmtree(testing._make_directory())  # ...until the next start sweeps orphaned ones
+    shutil.rmtree(make_directory())  # ...until the next start sweeps orphaned ones
     assert not os.path.exists(directory)

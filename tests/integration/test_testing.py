@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import anyio
 import pytest
 
-from etcdanyio import testing
+from etcdanyio import _testing_cluster
 from etcdanyio.testing import EtcdCluster, EtcdProcessError, EtcdServer, find_etcd_binary
 
 from ._kit.oracle import KV, Oracle, OracleError, prefix_range_end
@@ -171,14 +171,14 @@ def busy_port() -> Iterator[int]:
 
 def _take_client_port(monkeypatch: pytest.MonkeyPatch, port: int, times: int) -> Callable[[], int]:
     """Make the next ``times`` starts pick ``port``, which is in use, as m0's client port."""
-    real_free_ports, calls = testing._free_ports, [0]
+    real_free_ports, calls = _testing_cluster.free_ports, [0]
 
     def free_ports(count: int) -> list[int]:
         calls[0] += 1
         ports = real_free_ports(count)
         return [port, *ports[1:]] if calls[0] <= times else ports
 
-    monkeypatch.setattr(testing, "_free_ports", free_ports)
+    monkeypatch.setattr(_testing_cluster, "free_ports", free_ports)
     return lambda: calls[0]
 
 
