@@ -1,10 +1,8 @@
 """etcdanyio: an etcd v3 client for trio and asyncio, with structured concurrency."""
 
-from __future__ import annotations
+import typing as _typing
 
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:  # type checkers see every export; at run time they load on first use
+if _typing.TYPE_CHECKING:  # type checkers see every export; at run time they load on first use
     from ._api import *  # noqa: F403
 
 __version__ = "0.1.0.dev0"
@@ -140,9 +138,9 @@ __all__ = [
 _loading = False
 
 
-if not TYPE_CHECKING:  # hidden from type checkers: a typo must stay an error there
+if not _typing.TYPE_CHECKING:  # hidden from type checkers: a typo must stay an error there
 
-    def __getattr__(name: str) -> Any:
+    def __getattr__(name: str) -> _typing.Any:
         # The first public name read imports the whole API (etcdanyio._api) in one go: the
         # client stack costs ~100 ms to import, which `import etcdanyio.testing` (the pytest
         # plugin, loaded in every test session) and tools reading __version__ need not pay.
