@@ -187,7 +187,8 @@ async def create_unique(
 
     A key with ``lease`` is cleaned up (:func:`delete_own`) if the caller is cancelled or the
     call fails: its put is seen through first (:class:`~._cleanup.Write`), so that the delete
-    never races the put. A key without a lease is the caller's to keep (a queue item).
+    never races the put (or, without an answer, is retried in the background until the put
+    can no longer apply). A key without a lease is the caller's to keep (a queue item).
     """
     while True:
         key = b"%s/%d" % (prefix, time.time_ns())
@@ -200,17 +201,25 @@ async def create_unique(
                 result = await write.run(functools.partial(client.txn, absent, put))
             except BaseException:
                 if write.may_exist:
-                    await delete_own(client, key, lease)
+                    await delete_own(client, key, lease, unknown=write.unknown)
                 raise
         if result.succeeded:
             return key, result.header.revision
 
 
-async def delete_own(client: Client, key: bytes, lease: Lease) -> None:
+async def delete_own(client: Client, key: bytes, lease: Lease, *, unknown: bool = False) -> None:
     """
-    Delete ``key`` if it still carries ``lease`` (so never someone else's), shielded and
-    bounded (:func:`~._cleanup.cleanup_scope`), never raising; if this fails, the lease
-    removes the key when it ends anyway.
+    Delete our unique ``key`` (a recipe's) if it still carries ``lease`` (so never someone
+    else's), shielded, under its own bound (:func:`~._cleanup.cleanup_scope`), never raising.
+    As :func:`remove_key`: if that fails, if the lease was lost, or if the put that creates the
+    key had no answer (``unknown``), a background clean-up of the client finishes the job.
     """
-    with cleanup_scope(), contextlib.suppress(EtcdError, anyio.ClosedResourceError):
-        await client.txn(compare=[txn.lease(key) == lease.id], success=[txn.delete(key)])
+    if not unknown and lease.lost is None:
+        try:
+            with cleanup_scope() as scope:
+                await client.txn(compare=[txn.lease(key) == lease.id], success=[txn.delete(key)])
+            if not scope.cancelled_caught:
+                return
+        except (EtcdError, TimeoutError, anyio.ClosedResourceError) as exc:
+            logger.info("delete of %r failed, retrying in the background: %r", key, exc)
+    client._core.cleanups.delete(key, expires_at=lease.deadline, write_unknown=unknown)

@@ -20,6 +20,7 @@ import pytest
 
 import etcdanyio
 from etcdanyio import txn
+from etcdanyio.recipes import DoubleBarrier, RWLock
 from etcdanyio.testing import EtcdServer
 
 from ._kit.helpers import ask
@@ -172,6 +173,36 @@ async def test_cancelled_locks_with_own_lease_leave_nothing(
         await bursts(30, one)
         await no_keys(oracle, "cancel-own/")
         await no_leases(oracle)
+
+
+async def test_cancelled_session_recipes_leave_no_key(
+    client: etcdanyio.Client, oracle: Oracle
+) -> None:
+    """
+    The recipes' own keys (RW lock holds, double-barrier entries) on a session that lives on:
+    a cancelled put is seen through before its delete, so no key is left under the names.
+    """
+    held = 0
+    with anyio.fail_after(240 * STRESS):
+        async with client.session(ttl=60) as session:
+
+            async def one(i: int, deadline: float) -> None:
+                nonlocal held
+                with anyio.move_on_after(deadline):
+                    if i % 2:
+                        lock = RWLock(client, f"cancel-recipe/R{i % 4}", session=session)
+                        async with lock.write() if i % 4 == 1 else lock.read():
+                            held += 1
+                    elif deadline < math.inf:  # an entry alone waits for its partner
+                        barrier = DoubleBarrier(client, f"cancel-recipe/B{i}", 2, session=session)
+                        async with barrier.enter():
+                            held += 1
+
+            await bursts(40, one)
+            # The session lives on: only the clean-ups can have removed its keys.
+            await no_keys(oracle, "cancel-recipe/")
+        await no_leases(oracle)
+    assert held > 0
 
 
 async def test_cleanup_never_replaces_the_outcome(server: EtcdServer, oracle: Oracle) -> None:

@@ -66,7 +66,11 @@ def test_grpc_layer_knows_nothing_above_it() -> None:
 
 
 def test_testing_module_is_independent_of_the_client() -> None:
-    assert _imports(PACKAGE / "testing.py") <= {"._testing_cluster", "._testing_process", "._public"}
+    assert _imports(PACKAGE / "testing.py") <= {
+        "._testing_cluster",
+        "._testing_process",
+        "._public",
+    }
     for path in PACKAGE.glob("_testing_*.py"):
         imported = _imports(path) - {"._testing_process"}
         assert not any(m.startswith((".", "etcdanyio")) for m in imported), path.name
