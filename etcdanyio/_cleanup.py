@@ -76,6 +76,35 @@ def cleanup_scope(timeout: float = CLEANUP_TIMEOUT) -> Iterator[anyio.CancelScop
         _CLEANING.reset(token)
 
 
+async def now_or_later(
+    what: str,
+    attempt: Callable[[], Awaitable[object]],
+    later: Callable[[], None],
+    *,
+    now: bool = True,
+    done_on: tuple[type[Exception], ...] = (),
+    log: logging.Logger = logger,
+) -> None:
+    """
+    The one shape of every clean-up on leaving a scope: ``attempt()`` now, shielded under its
+    own bound (:func:`cleanup_scope`), never raising; if that fails or runs out of time, or
+    if ``now`` is false (the write had no answer, or the lease is lost: do not make the caller
+    wait), ``later()`` hands the job to the client's background clean-ups. ``done_on``: errors
+    that mean there is nothing left to clean up.
+    """
+    if now:
+        try:
+            with cleanup_scope() as scope:
+                await attempt()
+            if not scope.cancelled_caught:
+                return
+        except done_on:
+            return
+        except (EtcdError, TimeoutError, anyio.ClosedResourceError) as exc:
+            log.info("%s failed, retrying in the background: %r", what, exc)
+    later()
+
+
 class Outcome(enum.Enum):
     NOT_SENT = "not sent"
     APPLIED = "applied"

@@ -15,12 +15,10 @@ import time
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
-import anyio
-
 from . import txn
-from ._cleanup import Write, cleanup_scope
+from ._cleanup import Write, now_or_later
 from ._requests import SortOrder, SortTarget
-from .errors import EtcdError, LeaseExpiredError, WatchCompactedError
+from .errors import LeaseExpiredError, WatchCompactedError
 from .types import RangeResult
 from .watch import EventType, Filter
 
@@ -160,21 +158,19 @@ async def remove_key(
     client: Client, key: bytes, lease: Lease, hold: Hold, *, unknown: bool = False
 ) -> None:
     """
-    Delete our ``key`` (a lock or campaign key) on leaving, shielded, under its own bound,
-    never raising. If that fails, if the lease was lost (do not make the caller wait), or if
-    the put that creates the key had no answer (``unknown``: etcd may still apply it), a
-    background clean-up of the client finishes the job and keeps the key's guard until then.
+    Delete our ``key`` (a lock or campaign key) on leaving (:func:`~._cleanup.now_or_later`).
+    If the lease was lost or the put that creates the key had no answer (``unknown``: etcd may
+    still apply it), a background clean-up of the client does it, keeping the key's guard
+    until then.
     """
-    if not unknown and lease.lost is None:
-        try:
-            with cleanup_scope() as scope:
-                await client.delete(key)
-            if not scope.cancelled_caught:
-                return
-        except (EtcdError, TimeoutError, anyio.ClosedResourceError) as exc:
-            logger.info("delete of %r failed, retrying in the background: %r", key, exc)
-    client._core.cleanups.delete(
-        key, release=hold.hand_off(), expires_at=lease.deadline, write_unknown=unknown
+    await now_or_later(
+        f"delete of {key!r}",
+        lambda: client.delete(key),
+        lambda: client._core.cleanups.delete(
+            key, release=hold.hand_off(), expires_at=lease.deadline, write_unknown=unknown
+        ),
+        now=not unknown and lease.lost is None,
+        log=logger,
     )
 
 
@@ -210,16 +206,12 @@ async def create_unique(
 async def delete_own(client: Client, key: bytes, lease: Lease, *, unknown: bool = False) -> None:
     """
     Delete our unique ``key`` (a recipe's) if it still carries ``lease`` (so never someone
-    else's), shielded, under its own bound (:func:`~._cleanup.cleanup_scope`), never raising.
-    As :func:`remove_key`: if that fails, if the lease was lost, or if the put that creates the
-    key had no answer (``unknown``), a background clean-up of the client finishes the job.
+    else's), as :func:`remove_key` does.
     """
-    if not unknown and lease.lost is None:
-        try:
-            with cleanup_scope() as scope:
-                await client.txn(compare=[txn.lease(key) == lease.id], success=[txn.delete(key)])
-            if not scope.cancelled_caught:
-                return
-        except (EtcdError, TimeoutError, anyio.ClosedResourceError) as exc:
-            logger.info("delete of %r failed, retrying in the background: %r", key, exc)
-    client._core.cleanups.delete(key, expires_at=lease.deadline, write_unknown=unknown)
+    await now_or_later(
+        f"delete of {key!r}",
+        lambda: client.txn(compare=[txn.lease(key) == lease.id], success=[txn.delete(key)]),
+        lambda: client._core.cleanups.delete(key, expires_at=lease.deadline, write_unknown=unknown),
+        now=not unknown and lease.lost is None,
+        log=logger,
+    )

@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING
 
 import anyio
 
-from ._cleanup import Write, cleanup_scope
+from ._cleanup import Write, now_or_later
 from ._error_table import lease_not_found
 from ._keepalive import LeaseLost
-from .errors import EtcdError, LeaseExistsError, LeaseExpiredError, LeaseNotFoundError
+from .errors import LeaseExistsError, LeaseExpiredError, LeaseNotFoundError
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator
@@ -252,20 +252,19 @@ async def _revoke(
     client: Client, lease_id: int, expires_at: float, *, unknown: bool = False
 ) -> None:
     """
-    Revoke ``lease_id`` now (shielded, under its own bound, never raising); what could not be
-    done is left to a background task of the client, until the lease would have expired.
+    Revoke ``lease_id`` now (:func:`~._cleanup.now_or_later`); what could not be done is left
+    to a background task of the client, until the lease would have expired.
     """
-    if not unknown:
-        try:
-            with cleanup_scope() as scope:
-                await client.lease_revoke(lease_id)
-            if not scope.cancelled_caught:
-                return
-        except LeaseNotFoundError:
-            return  # expired, or revoked elsewhere
-        except (EtcdError, TimeoutError, anyio.ClosedResourceError) as exc:
-            logger.info("revoke of lease %x failed, retrying in the background: %r", lease_id, exc)
-    client._core.cleanups.revoke(lease_id, expires_at=expires_at, grant_unknown=unknown)
+    await now_or_later(
+        f"revoke of lease {lease_id:x}",
+        lambda: client.lease_revoke(lease_id),
+        lambda: client._core.cleanups.revoke(
+            lease_id, expires_at=expires_at, grant_unknown=unknown
+        ),
+        now=not unknown,
+        done_on=(LeaseNotFoundError,),  # expired, or revoked elsewhere
+        log=logger,
+    )
 
 
 def _describe(cause: BaseException) -> str:
