@@ -30,7 +30,7 @@ import anyio.abc
 import anyio.lowlevel
 
 from ._backend import primitives
-from ._call import Call, CallState, lost
+from ._call import Call, CallState, HttpResponse, RequestState, lost
 from ._errors import (
     ConnectionLostError,
     GrpcError,
@@ -41,6 +41,7 @@ from ._errors import (
 )
 from ._headers import RequestHeaders
 from ._protocol import (
+    Data,
     ErrorCode,
     GoAway,
     H2ClientProtocol,
@@ -324,6 +325,20 @@ class Connection:
         elif kind is GoAway:
             assert isinstance(event, GoAway)
             self._on_goaway(event)
+        elif kind is Data:
+            assert isinstance(event, Data)
+            self._on_body(event)
+
+    def _on_body(self, event: Data) -> None:
+        """A piece of a plain HTTP response: taken whole at once, so its window is returned."""
+        state = self._calls.get(event.stream_id)
+        if isinstance(state, RequestState):
+            too_large = state.on_data(event.data)
+            if too_large is not None:
+                state.fail(too_large)
+                self._proto.reset(event.stream_id, ErrorCode.CANCEL)
+                return
+        self._proto.acknowledge(event.stream_id, event.size)
 
     def _on_reset(self, event: Reset) -> None:
         state = self._calls.get(event.stream_id)
@@ -509,9 +524,8 @@ class Connection:
             self._slot_waiter = None
             waiter.set()
 
-    async def _open(
-        self, path: str, grpc_timeout: float | None, metadata: bytes, *, wake_each: bool
-    ) -> CallState:
+    async def _wait_for_stream(self) -> None:
+        """Until a stream may be opened here; raise if none ever will."""
         proto = self._proto
         while True:
             if self._error is not None:
@@ -524,6 +538,13 @@ class Connection:
                 break
             waiter = self._slot_waiter = self._slot_waiter or anyio.Event()
             await waiter.wait()
+
+    async def _open(
+        self, path: str, grpc_timeout: float | None, metadata: bytes, *, wake_each: bool
+    ) -> CallState:
+        proto = self._proto
+        if self._error is not None or self._retired or not proto.can_open_stream():
+            await self._wait_for_stream()
         if not self._calls:
             self._last_activity = self._clock()  # a quiet connection wakes up
         stream_id = proto.start_call(self._request_headers.block(path, grpc_timeout, metadata))
@@ -591,6 +612,39 @@ class Connection:
                 f"unary call got {len(state.messages)} response messages",
             )
         return state.messages[0][0]
+
+    async def get(self, path: str, *, limit: int) -> HttpResponse:
+        """
+        A plain HTTP ``GET`` of ``path`` on its own stream (not gRPC), e.g. etcd's ``/health``.
+
+        Cancelling it resets the stream, as for a call.
+
+        :param limit: the largest response body accepted
+        :raises TransportError: if no response came: the connection broke, the server reset
+            the stream (``ProtocolViolation``), or the body was over ``limit``
+        """
+        await anyio.lowlevel.checkpoint_if_cancelled()
+        proto = self._proto
+        if self._error is not None or self._retired or not proto.can_open_stream():
+            await self._wait_for_stream()
+        stream_id = proto.start_request(self._request_headers.get_block(path))
+        state = RequestState(stream_id, limit=limit, new_signal=self._new_signal)
+        state.sent = True
+        self._calls[stream_id] = state
+        try:
+            await self._flush()
+            await state.wait()
+        except BaseException:
+            if not state.finished:
+                await self._reset(stream_id)
+            raise
+        finally:
+            del self._calls[stream_id]
+            self._wake_slot_waiter()
+            self._close_if_drained()
+        if state.error is not None:
+            raise state.error
+        return state.response()
 
     async def open_call(
         self, path: str, *, grpc_timeout: float | None = None, metadata: bytes = b""

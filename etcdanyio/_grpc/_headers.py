@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 # RFC 7541 Appendix A indices used here.
 _AUTHORITY = 1
+_METHOD_GET = 2
 _METHOD_POST = 3
 _PATH = 4
 _SCHEME_HTTP = 6
@@ -126,13 +127,14 @@ class RequestHeaders:
     """
 
     def __init__(self, authority: str, *, tls: bool, user_agent: str) -> None:
-        self._prefix = indexed(_METHOD_POST) + indexed(_SCHEME_HTTPS if tls else _SCHEME_HTTP)
+        scheme = indexed(_SCHEME_HTTPS if tls else _SCHEME_HTTP)
+        host = literal(_AUTHORITY, authority.encode("idna" if not authority.isascii() else "ascii"))
+        agent = literal(_USER_AGENT, user_agent.encode())
+        self._prefix = indexed(_METHOD_POST) + scheme
         self._suffix = (
-            literal(_AUTHORITY, authority.encode("idna" if not authority.isascii() else "ascii"))
-            + literal(_CONTENT_TYPE, b"application/grpc")
-            + literal(b"te", b"trailers")
-            + literal(_USER_AGENT, user_agent.encode())
+            host + literal(_CONTENT_TYPE, b"application/grpc") + literal(b"te", b"trailers") + agent
         )
+        self._get = (indexed(_METHOD_GET) + scheme, host + agent)
         self._cache: dict[str, bytes] = {}
 
     def block(self, path: str, timeout: float | None = None, extra: bytes = b"") -> bytes:
@@ -144,3 +146,7 @@ class RequestHeaders:
         if timeout is None or timeout == math.inf:
             return base + extra if extra else base
         return base + literal(b"grpc-timeout", encode_timeout(timeout).encode()) + extra
+
+    def get_block(self, path: str) -> bytes:
+        """The header block of a plain HTTP ``GET`` of ``path`` (not gRPC)."""
+        return self._get[0] + literal(_PATH, path.encode("ascii")) + self._get[1]

@@ -18,6 +18,10 @@ What it does, and what it leaves out:
   message. A message larger than the stream window is granted window in
   advance ("credit"), which later acknowledgements repay.
 * priority is ignored.
+
+Besides gRPC calls, a stream can carry one plain HTTP request (:meth:`start_request`, for
+etcd's ``/version``, ``/health`` and ``/metrics`` over TLS): its DATA is not cut into
+messages but reported as it comes (:class:`Data`), with the same flow control.
 """
 
 from __future__ import annotations
@@ -122,6 +126,14 @@ class Message(NamedTuple):
     size: int
 
 
+class Data(NamedTuple):
+    """A piece of a plain HTTP response body (see ``start_request``); ack ``size`` when consumed."""
+
+    stream_id: int
+    data: bytes
+    size: int
+
+
 class Trailers(NamedTuple):
     """
     The end of a stream from the server.
@@ -170,7 +182,7 @@ class PingAck(NamedTuple):
     payload: bytes
 
 
-Event = Headers | Message | Trailers | Reset | StreamError | WindowOpened | GoAway | PingAck
+Event = Headers | Message | Data | Trailers | Reset | StreamError | WindowOpened | GoAway | PingAck
 
 
 class _Stream:
@@ -182,14 +194,23 @@ class _Stream:
         "id",
         "local_closed",
         "pending",
+        "raw",
         "recv_window",
         "remote_closed",
         "send_window",
         "unacked",
     )
 
-    def __init__(self, stream_id: int, send_window: int, recv_window: int, max_message: int):
+    def __init__(
+        self,
+        stream_id: int,
+        send_window: int,
+        recv_window: int,
+        max_message: int,
+        raw: bool = False,
+    ):
         self.id = stream_id
+        self.raw = raw  # a plain HTTP request: DATA is the body, not gRPC messages
         self.send_window = send_window
         self.recv_window = recv_window
         self.unacked = 0
@@ -205,6 +226,11 @@ class _Stream:
 def _frame(ftype: int, flags: int, stream_id: int, payload: bytes | bytearray = b"") -> bytes:
     n = len(payload)
     return _HEADER.pack(n >> 16, n & 0xFFFF, ftype, flags, stream_id) + payload
+
+
+def _interim(headers: list[tuple[str, str]]) -> bool:
+    """An informational (1xx) response."""
+    return any(name == ":status" and value[:1] == "1" for name, value in headers)
 
 
 class H2ClientProtocol:
@@ -368,6 +394,26 @@ class H2ClientProtocol:
             self._max_receive_message,
         )
         self._write_header_block(stream_id, header_block, end_stream=False)
+        return stream_id
+
+    def start_request(self, header_block: bytes) -> int:
+        """
+        Open a stream for one plain HTTP request without a body (``GET``); return its ID.
+
+        The response arrives as for a call (:class:`Headers`, then :class:`Trailers`, which
+        hold the whole response when it has no body), but its body as :class:`Data` pieces;
+        interim (1xx) responses are skipped.
+        """
+        if not self.can_open_stream():
+            raise RuntimeError("connection cannot open a new stream")
+        stream_id = self._next_stream_id
+        self._next_stream_id += 2
+        stream = _Stream(
+            stream_id, self._peer_initial_window, self._local_initial_window, 0, raw=True
+        )
+        stream.local_closed = True
+        self._streams[stream_id] = stream
+        self._write_header_block(stream_id, header_block, end_stream=True)
         return stream_id
 
     def _write_header_block(self, stream_id: int, block: bytes, *, end_stream: bool) -> None:
@@ -626,13 +672,17 @@ class H2ClientProtocol:
                 stream, ErrorCode.FLOW_CONTROL_ERROR, "peer overran the stream window", events
             )
             return
-        try:
-            messages = stream.decoder.feed(body) if body else []
-        except FramingError as exc:
-            too_large = "larger than max" in str(exc)
-            self._stream_error(stream, ErrorCode.CANCEL, str(exc), events, too_large=too_large)
-            return
-        events.extend([Message(stream_id, m, len(m) + 5) for m in messages])
+        if stream.raw:
+            if body:
+                events.append(Data(stream_id, bytes(body), len(body)))
+        else:
+            try:
+                messages = stream.decoder.feed(body) if body else []
+            except FramingError as exc:
+                too_large = "larger than max" in str(exc)
+                self._stream_error(stream, ErrorCode.CANCEL, str(exc), events, too_large=too_large)
+                return
+            events.extend([Message(stream_id, m, len(m) + 5) for m in messages])
         overhead = length - len(body)
         if overhead:
             self.acknowledge(stream_id, overhead)
@@ -732,6 +782,8 @@ class H2ClientProtocol:
             )
             return
         if not stream.headers_received:
+            if stream.raw and _interim(headers):
+                return  # a 1xx response: the final one follows (RFC 9113 section 8.1)
             stream.headers_received = True
             if not end_stream:
                 events.append(Headers(stream_id, headers))
