@@ -22,7 +22,7 @@ import pytest
 import trustme
 
 import etcdanyio
-from etcdanyio import _http
+from etcdanyio import Client, _http
 from etcdanyio._grpc import Endpoint
 from etcdanyio.testing import EtcdServer, TLSFiles
 
@@ -104,7 +104,7 @@ def tls(binary: str | None, certs: Certs) -> Iterator[EtcdServer]:
         yield server
 
 
-def _client(server: EtcdServer, certs: Certs) -> etcdanyio.Client:
+def _client(server: EtcdServer, certs: Certs) -> contextlib.AbstractAsyncContextManager[Client]:
     if not server.endpoint.startswith("https://"):
         return etcdanyio.open_etcd(server.endpoints, timeout=10)
     context = etcdanyio.tls_context(certs.ca_file, *certs.client)
