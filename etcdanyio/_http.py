@@ -42,7 +42,7 @@ from .errors import ConnectionFailedError, EtcdError, ProtocolViolationError
 from .types import HealthResult
 
 if TYPE_CHECKING:
-    from anyio.abc import ByteStream
+    from anyio.abc import AnyByteStream, ByteStream
 
     from ._grpc import Channel
 
@@ -246,7 +246,7 @@ def _json(response: HttpResponse) -> dict[str, Any]:
 # -------------------------------------------------------------------------------- HTTP/2
 
 
-async def get_h2(stream: ByteStream, authority: str, path: str) -> HttpResponse:
+async def get_h2(stream: AnyByteStream, authority: str, path: str) -> HttpResponse:
     """
     ``GET path`` as one stream on a connection of the transport's HTTP/2 core.
 

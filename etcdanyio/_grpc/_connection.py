@@ -20,6 +20,7 @@ The I/O driver of one HTTP/2 connection: reader task, batched writes, PING keepa
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -227,8 +228,11 @@ class Connection:
             violation = ProtocolViolation(f"server broke HTTP/2: {exc}")
             violation.__cause__ = exc
             self._fail(violation)
-            with anyio.move_on_after(CLEANUP_TIMEOUT, shield=True):
-                await self._write_out()  # the GOAWAY the core queued
+            with (
+                anyio.move_on_after(CLEANUP_TIMEOUT, shield=True),
+                contextlib.suppress(OSError, anyio.BrokenResourceError, anyio.ClosedResourceError),
+            ):
+                await self._write_out()  # the GOAWAY the core queued, if the peer still reads
         except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
             error = ConnectionLostError(f"connection lost: {exc!r}")
             error.__cause__ = exc
