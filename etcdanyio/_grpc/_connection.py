@@ -40,21 +40,20 @@ from ._errors import (
     StreamRefusedError,
     TransportError,
 )
-from ._headers import RequestHeaders
-from ._protocol import (
+from ._events import (
     Data,
-    ErrorCode,
     GoAway,
-    H2ClientProtocol,
     Headers,
     Message,
     PingAck,
-    ProtocolError,
     Reset,
     StreamError,
     Trailers,
     WindowOpened,
 )
+from ._frames import ErrorCode, ProtocolError
+from ._headers import RequestHeaders
+from ._protocol import H2ClientProtocol
 from ._status import Status
 from ._wire import Wire, wire_for
 

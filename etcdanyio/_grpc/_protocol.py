@@ -26,163 +26,61 @@ messages but reported as it comes (:class:`Data`), with the same flow control.
 
 from __future__ import annotations
 
-import enum
-import struct
-from typing import NamedTuple
-
 import hpack
 import hpack.exceptions
 
+from ._events import (
+    Data,
+    Event,
+    GoAway,
+    Headers,
+    Message,
+    PingAck,
+    Reset,
+    StreamError,
+    Trailers,
+    WindowOpened,
+)
+from ._frames import (
+    BDP_PING_PAYLOAD,
+    CONTINUATION,
+    DATA,
+    DEFAULT_MAX_FRAME,
+    DEFAULT_WINDOW,
+    FLAG_ACK,
+    FLAG_END_HEADERS,
+    FLAG_END_STREAM,
+    FLAG_PADDED,
+    FLAG_PRIORITY,
+    GOAWAY,
+    GOAWAY_HEAD,
+    HEADER,
+    HEADERS,
+    MAX_WINDOW,
+    PING,
+    PRIORITY,
+    PUSH_PROMISE,
+    RST_STREAM,
+    SETTING,
+    SETTINGS,
+    SETTINGS_ENABLE_PUSH,
+    SETTINGS_INITIAL_WINDOW_SIZE,
+    SETTINGS_MAX_CONCURRENT_STREAMS,
+    SETTINGS_MAX_FRAME_SIZE,
+    U32,
+    WINDOW_UPDATE,
+    ErrorCode,
+    ProtocolError,
+    frame,
+    goaway,
+    header_frames,
+    ping,
+    preface,
+    rst_stream,
+    settings_ack,
+    window_update,
+)
 from ._framing import FramingError, MessageDecoder, encode
-
-PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
-
-DATA = 0x0
-HEADERS = 0x1
-PRIORITY = 0x2
-RST_STREAM = 0x3
-SETTINGS = 0x4
-PUSH_PROMISE = 0x5
-PING = 0x6
-GOAWAY = 0x7
-WINDOW_UPDATE = 0x8
-CONTINUATION = 0x9
-
-FLAG_END_STREAM = 0x1
-FLAG_ACK = 0x1
-FLAG_END_HEADERS = 0x4
-FLAG_PADDED = 0x8
-FLAG_PRIORITY = 0x20
-
-SETTINGS_HEADER_TABLE_SIZE = 0x1
-SETTINGS_ENABLE_PUSH = 0x2
-SETTINGS_MAX_CONCURRENT_STREAMS = 0x3
-SETTINGS_INITIAL_WINDOW_SIZE = 0x4
-SETTINGS_MAX_FRAME_SIZE = 0x5
-SETTINGS_MAX_HEADER_LIST_SIZE = 0x6
-
-MAX_WINDOW = 2**31 - 1
-#: The payload of grpc-go's bandwidth-delay-product pings (``bdpPing`` in http2_client/server.go)
-BDP_PING_PAYLOAD = bytes([2, 4, 16, 16, 9, 14, 7, 7])
-DEFAULT_WINDOW = 65_535
-DEFAULT_MAX_FRAME = 16_384
-
-_HEADER = struct.Struct(">BHBBL")  # length (24 bits as 8+16), type, flags, stream id
-_U32 = struct.Struct(">L")
-_SETTING = struct.Struct(">HL")
-_GOAWAY = struct.Struct(">LL")
-
-
-class ErrorCode(enum.IntEnum):
-    """HTTP/2 error codes (RFC 9113 section 7)."""
-
-    NO_ERROR = 0x0
-    PROTOCOL_ERROR = 0x1
-    INTERNAL_ERROR = 0x2
-    FLOW_CONTROL_ERROR = 0x3
-    SETTINGS_TIMEOUT = 0x4
-    STREAM_CLOSED = 0x5
-    FRAME_SIZE_ERROR = 0x6
-    REFUSED_STREAM = 0x7
-    CANCEL = 0x8
-    COMPRESSION_ERROR = 0x9
-    CONNECT_ERROR = 0xA
-    ENHANCE_YOUR_CALM = 0xB
-    INADEQUATE_SECURITY = 0xC
-    HTTP_1_1_REQUIRED = 0xD
-
-    @classmethod
-    def name_of(cls, code: int) -> str:
-        try:
-            return cls(code).name
-        except ValueError:
-            return f"0x{code:x}"
-
-
-class ProtocolError(Exception):
-    """Raised by :meth:`H2ClientProtocol.receive_data` for a connection error."""
-
-    def __init__(self, code: ErrorCode, message: str) -> None:
-        super().__init__(f"{code.name}: {message}")
-        self.code = code
-        self.message = message
-
-
-# Events. NamedTuples: immutable, and the cheapest objects to create on the hot path.
-
-
-class Headers(NamedTuple):
-    """The response headers of a stream."""
-
-    stream_id: int
-    headers: list[tuple[str, str]]
-
-
-class Message(NamedTuple):
-    """One complete gRPC message; ``size`` bytes are to be acknowledged once it is consumed."""
-
-    stream_id: int
-    data: bytes
-    size: int
-
-
-class Data(NamedTuple):
-    """A piece of a plain HTTP response body (see ``start_request``); ack ``size`` when consumed."""
-
-    stream_id: int
-    data: bytes
-    size: int
-
-
-class Trailers(NamedTuple):
-    """
-    The end of a stream from the server.
-
-    ``headers`` are the trailers, or the whole response for a trailers-only
-    response (then ``:status`` is among them), or empty when the server ended
-    the stream with a DATA frame and sent no trailers at all.
-    """
-
-    stream_id: int
-    headers: list[tuple[str, str]]
-
-
-class Reset(NamedTuple):
-    """The stream was reset: by the peer, or refused by a GOAWAY (``REFUSED_STREAM``)."""
-
-    stream_id: int
-    error_code: int
-
-
-class StreamError(NamedTuple):
-    """The core found the stream broken (bad framing, too large a message) and reset it."""
-
-    stream_id: int
-    message: str
-    too_large: bool
-
-
-class WindowOpened(NamedTuple):
-    """Everything queued for sending on the stream has been written."""
-
-    stream_id: int
-
-
-class GoAway(NamedTuple):
-    """The server will accept no new streams; streams above ``last_stream_id`` were refused."""
-
-    last_stream_id: int
-    error_code: int
-    debug: bytes
-
-
-class PingAck(NamedTuple):
-    """The peer acknowledged one of our PINGs."""
-
-    payload: bytes
-
-
-Event = Headers | Message | Data | Trailers | Reset | StreamError | WindowOpened | GoAway | PingAck
 
 
 class _Stream:
@@ -221,11 +119,6 @@ class _Stream:
         self.local_closed = False
         self.remote_closed = False
         self.headers_received = False
-
-
-def _frame(ftype: int, flags: int, stream_id: int, payload: bytes | bytearray = b"") -> bytes:
-    n = len(payload)
-    return _HEADER.pack(n >> 16, n & 0xFFFF, ftype, flags, stream_id) + payload
 
 
 def _interim(headers: list[tuple[str, str]]) -> bool:
@@ -305,15 +198,10 @@ class H2ClientProtocol:
 
     def initiate_connection(self) -> None:
         """Queue the client preface, our SETTINGS and the connection window increase."""
-        settings = (
-            _SETTING.pack(SETTINGS_ENABLE_PUSH, 0)
-            + _SETTING.pack(SETTINGS_MAX_CONCURRENT_STREAMS, 0)
-            + _SETTING.pack(SETTINGS_INITIAL_WINDOW_SIZE, self._local_initial_window)
-        )
-        self._out.append(PREFACE + _frame(SETTINGS, 0, 0, settings))
+        self._out.append(preface(self._local_initial_window))
         increase = self._conn_window_target - DEFAULT_WINDOW
         if increase > 0:
-            self._out.append(_frame(WINDOW_UPDATE, 0, 0, _U32.pack(increase)))
+            self._out.append(window_update(0, increase))
             self._recv_conn_window += increase
 
     def data_to_send(self) -> bytes:
@@ -393,7 +281,9 @@ class H2ClientProtocol:
             self._local_initial_window,
             self._max_receive_message,
         )
-        self._write_header_block(stream_id, header_block, end_stream=False)
+        self._out += header_frames(
+            stream_id, header_block, end_stream=False, limit=self._max_outbound_frame
+        )
         return stream_id
 
     def start_request(self, header_block: bytes) -> int:
@@ -413,20 +303,10 @@ class H2ClientProtocol:
         )
         stream.local_closed = True
         self._streams[stream_id] = stream
-        self._write_header_block(stream_id, header_block, end_stream=True)
+        self._out += header_frames(
+            stream_id, header_block, end_stream=True, limit=self._max_outbound_frame
+        )
         return stream_id
-
-    def _write_header_block(self, stream_id: int, block: bytes, *, end_stream: bool) -> None:
-        limit = self._max_outbound_frame
-        flags = FLAG_END_STREAM if end_stream else 0
-        if len(block) <= limit:
-            self._out.append(_frame(HEADERS, flags | FLAG_END_HEADERS, stream_id, block))
-            return
-        chunks = [block[i : i + limit] for i in range(0, len(block), limit)]
-        self._out.append(_frame(HEADERS, flags, stream_id, chunks[0]))
-        for chunk in chunks[1:-1]:
-            self._out.append(_frame(CONTINUATION, 0, stream_id, chunk))
-        self._out.append(_frame(CONTINUATION, FLAG_END_HEADERS, stream_id, chunks[-1]))
 
     def send_message(self, stream_id: int, payload: bytes, *, end: bool = False) -> bool:
         """
@@ -450,7 +330,7 @@ class H2ClientProtocol:
         ):
             stream.send_window -= n
             self._send_conn_window -= n
-            self._out.append(_frame(DATA, FLAG_END_STREAM if end else 0, stream_id, data))
+            self._out.append(frame(DATA, FLAG_END_STREAM if end else 0, stream_id, data))
             if end:
                 self._close_local(stream)
             return True
@@ -470,7 +350,7 @@ class H2ClientProtocol:
         if stream.pending:
             stream.end_pending = True
             return False
-        self._out.append(_frame(DATA, FLAG_END_STREAM, stream_id))
+        self._out.append(frame(DATA, FLAG_END_STREAM, stream_id))
         self._close_local(stream)
         return True
 
@@ -489,7 +369,7 @@ class H2ClientProtocol:
             n = min(n, self._max_outbound_frame)
             last = n == len(pending)
             flags = FLAG_END_STREAM if last and stream.end_pending else 0
-            self._out.append(_frame(DATA, flags, stream.id, bytes(pending[:n])))
+            self._out.append(frame(DATA, flags, stream.id, bytes(pending[:n])))
             del pending[:n]
             stream.send_window -= n
             self._send_conn_window -= n
@@ -523,7 +403,7 @@ class H2ClientProtocol:
             return
         self._remove(stream)
         if not self.closed:
-            self._out.append(_frame(RST_STREAM, 0, stream_id, _U32.pack(code)))
+            self._out.append(rst_stream(stream_id, code))
 
     def release(self, stream_id: int) -> None:
         """The caller is done with the stream: reset it if it is still open."""
@@ -541,21 +421,21 @@ class H2ClientProtocol:
             size -= repaid
         stream.unacked += size
         if stream.unacked >= self._stream_ack_threshold:
-            self._out.append(_frame(WINDOW_UPDATE, 0, stream_id, _U32.pack(stream.unacked)))
+            self._out.append(window_update(stream_id, stream.unacked))
             stream.recv_window += stream.unacked
             stream.unacked = 0
 
     def ping(self, payload: bytes) -> None:
         if len(payload) != 8:
             raise ValueError("a PING payload is 8 bytes")
-        self._out.append(_frame(PING, 0, 0, payload))
+        self._out.append(ping(payload))
 
     def close(self, code: ErrorCode = ErrorCode.NO_ERROR, message: bytes = b"") -> None:
         """Queue GOAWAY; no stream may be opened afterwards."""
         if self.closed:
             return
         self.closed = True
-        self._out.append(_frame(GOAWAY, 0, 0, _GOAWAY.pack(0, code) + message))
+        self._out.append(goaway(code, message))
 
     # ---------------------------------------------------------------- receiving
 
@@ -574,7 +454,7 @@ class H2ClientProtocol:
         dispatch = self._dispatch
         try:
             while end - pos >= 9:
-                hi, lo, ftype, flags, stream_id = _HEADER.unpack_from(buf, pos)
+                hi, lo, ftype, flags, stream_id = HEADER.unpack_from(buf, pos)
                 length = (hi << 16) | lo
                 if length > DEFAULT_MAX_FRAME:
                     # We never raise SETTINGS_MAX_FRAME_SIZE (section 4.2).
@@ -640,7 +520,7 @@ class H2ClientProtocol:
             raise ProtocolError(ErrorCode.FLOW_CONTROL_ERROR, "peer overran the connection window")
         self._conn_unacked += length
         if self._conn_unacked >= self._conn_ack_threshold:
-            self._out.append(_frame(WINDOW_UPDATE, 0, 0, _U32.pack(self._conn_unacked)))
+            self._out.append(window_update(0, self._conn_unacked))
             self._recv_conn_window += self._conn_unacked
             self._conn_unacked = 0
 
@@ -700,7 +580,7 @@ class H2ClientProtocol:
             # A message bigger than what is left of the window: grant the rest now,
             # or the peer could never finish it. Acknowledgements repay this later.
             grant = need - stream.recv_window
-            self._out.append(_frame(WINDOW_UPDATE, 0, stream_id, _U32.pack(grant)))
+            self._out.append(window_update(stream_id, grant))
             stream.recv_window += grant
             stream.credit += grant
 
@@ -826,7 +706,7 @@ class H2ClientProtocol:
         stream = self._stream_for(stream_id, "RST_STREAM")
         if stream is None:
             return
-        (code,) = _U32.unpack_from(payload)
+        (code,) = U32.unpack_from(payload)
         self._remove(stream)
         events.append(Reset(stream_id, code))
 
@@ -843,7 +723,7 @@ class H2ClientProtocol:
             raise ProtocolError(ErrorCode.FRAME_SIZE_ERROR, "SETTINGS length not a multiple of 6")
         self._got_settings = True
         for offset in range(0, len(payload), 6):
-            key, value = _SETTING.unpack_from(payload, offset)
+            key, value = SETTING.unpack_from(payload, offset)
             if key == SETTINGS_INITIAL_WINDOW_SIZE:
                 if value > MAX_WINDOW:
                     raise ProtocolError(ErrorCode.FLOW_CONTROL_ERROR, "initial window over 2**31-1")
@@ -863,7 +743,7 @@ class H2ClientProtocol:
                 raise ProtocolError(ErrorCode.PROTOCOL_ERROR, f"bad ENABLE_PUSH {value}")
             # HEADER_TABLE_SIZE: our requests never use the dynamic table.
             # MAX_HEADER_LIST_SIZE: advisory; our request headers are small.
-        self._acks.append(_frame(SETTINGS, FLAG_ACK, 0))
+        self._acks.append(settings_ack())
         self._flush_blocked(events)
 
     def _on_push_promise(
@@ -881,7 +761,7 @@ class H2ClientProtocol:
         if flags & FLAG_ACK:
             events.append(PingAck(bytes(payload)))
         elif not self.closed:
-            ack = _frame(PING, FLAG_ACK, 0, bytes(payload))
+            ack = ping(bytes(payload), ack=True)
             if payload == BDP_PING_PAYLOAD:
                 self._held_acks.append(ack)
             else:
@@ -894,7 +774,7 @@ class H2ClientProtocol:
             raise ProtocolError(ErrorCode.PROTOCOL_ERROR, "GOAWAY on a stream")
         if len(payload) < 8:
             raise ProtocolError(ErrorCode.FRAME_SIZE_ERROR, "GOAWAY frame under 8 bytes")
-        last_stream_id, code = _GOAWAY.unpack_from(payload)
+        last_stream_id, code = GOAWAY_HEAD.unpack_from(payload)
         last_stream_id &= 0x7FFFFFFF
         goaway = GoAway(last_stream_id, code, bytes(payload[8:]))
         self.goaway = goaway
@@ -909,7 +789,7 @@ class H2ClientProtocol:
     ) -> None:
         if len(payload) != 4:
             raise ProtocolError(ErrorCode.FRAME_SIZE_ERROR, "WINDOW_UPDATE frame is not 4 bytes")
-        (increment,) = _U32.unpack_from(payload)
+        (increment,) = U32.unpack_from(payload)
         increment &= 0x7FFFFFFF
         if stream_id == 0:
             if not increment:
