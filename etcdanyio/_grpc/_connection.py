@@ -40,7 +40,7 @@ from ._errors import (
     StreamRefusedError,
     TransportError,
 )
-from ._events import (
+from ._h2events import (
     Data,
     GoAway,
     Headers,
@@ -51,7 +51,7 @@ from ._events import (
     Trailers,
     WindowOpened,
 )
-from ._frames import ErrorCode, ProtocolError
+from ._h2frames import ErrorCode, ProtocolError
 from ._headers import RequestHeaders
 from ._protocol import H2ClientProtocol
 from ._status import Status

@@ -29,7 +29,8 @@ from __future__ import annotations
 import hpack
 import hpack.exceptions
 
-from ._events import (
+from ._framing import FramingError, MessageDecoder, encode
+from ._h2events import (
     Data,
     Event,
     GoAway,
@@ -41,7 +42,7 @@ from ._events import (
     Trailers,
     WindowOpened,
 )
-from ._frames import (
+from ._h2frames import (
     BDP_PING_PAYLOAD,
     CONTINUATION,
     DATA,
@@ -80,7 +81,6 @@ from ._frames import (
     settings_ack,
     window_update,
 )
-from ._framing import FramingError, MessageDecoder, encode
 
 
 class _Stream:

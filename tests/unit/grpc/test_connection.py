@@ -32,7 +32,7 @@ from etcdanyio._grpc import (
     UnreachableError,
 )
 from etcdanyio._grpc._connection import Connection
-from etcdanyio._grpc._frames import BDP_PING_PAYLOAD, ErrorCode
+from etcdanyio._grpc._h2frames import BDP_PING_PAYLOAD, ErrorCode
 from etcdanyio._grpc._headers import decode_timeout, encode_metadata
 from tests.h2peer import GRPC_HEADERS, H2Peer, PeerStream, answer, frame_bytes, grpc_frame
 from tests.unit.grpc.outcome import start

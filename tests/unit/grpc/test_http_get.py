@@ -19,8 +19,8 @@ from hyperframe.frame import HeadersFrame, WindowUpdateFrame
 from etcdanyio import ProtocolViolationError
 from etcdanyio._grpc import ConnectionLostError, GrpcError, ProtocolViolation
 from etcdanyio._grpc._connection import Connection
-from etcdanyio._grpc._events import Data, Headers, Trailers
-from etcdanyio._grpc._frames import DATA, ErrorCode
+from etcdanyio._grpc._h2events import Data, Headers, Trailers
+from etcdanyio._grpc._h2frames import DATA, ErrorCode
 from etcdanyio._grpc._protocol import H2ClientProtocol
 from etcdanyio._http import get_h2
 from tests.h2peer import H2Peer, PeerStream, frame_bytes

@@ -30,7 +30,7 @@ from hyperframe.frame import (
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from etcdanyio._grpc._events import (
+from etcdanyio._grpc._h2events import (
     Event,
     GoAway,
     Headers,
@@ -41,7 +41,7 @@ from etcdanyio._grpc._events import (
     Trailers,
     WindowOpened,
 )
-from etcdanyio._grpc._frames import BDP_PING_PAYLOAD, PREFACE, ErrorCode, ProtocolError
+from etcdanyio._grpc._h2frames import BDP_PING_PAYLOAD, PREFACE, ErrorCode, ProtocolError
 from etcdanyio._grpc._headers import RequestHeaders, encode_metadata
 from etcdanyio._grpc._protocol import H2ClientProtocol
 from tests.h2peer import GRPC_HEADERS, H2Peer, PeerStream, frame_bytes, grpc_frame, split_messages

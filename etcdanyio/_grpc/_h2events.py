@@ -1,5 +1,5 @@
 """
-What the sans-IO core (:mod:`._protocol`) reports from the bytes it is fed.
+What the sans-IO HTTP/2 core (:mod:`._protocol`) reports from the bytes it is fed.
 
 NamedTuples: immutable, and the cheapest objects to create on the hot path.
 """
