@@ -1,10 +1,10 @@
 """
-A sans-IO HTTP/2 client core, written for gRPC and nothing else.
+A sans-IO HTTP/2 client core, written for gRPC (and one plain ``GET``, below).
 
-Bytes go in through :meth:`H2ClientProtocol.receive_data`, which returns events;
-bytes to write come out of :meth:`H2ClientProtocol.data_to_send`. There is no
-``await`` and no I/O here. RFC 9113 section numbers are cited where a rule is
-not obvious.
+Bytes go in through :meth:`H2ClientProtocol.receive_data`, which returns events
+(:mod:`._h2events`); bytes to write come out of :meth:`H2ClientProtocol.data_to_send`
+(built by :mod:`._h2frames`). There is no ``await`` and no I/O here. RFC 9113
+section numbers are cited where a rule is not obvious.
 
 What it does, and what it leaves out:
 
