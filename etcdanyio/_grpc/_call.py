@@ -21,8 +21,10 @@ from ._errors import (
     GrpcError,
     MessageTooLargeError,
     ProtocolViolation,
+    StreamRefusedError,
     TransportError,
 )
+from ._h2frames import ErrorCode
 from ._status import HTTP_TO_GRPC, Status
 
 if TYPE_CHECKING:
@@ -321,6 +323,26 @@ class Call:
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
+
+
+def reset_failure(code: int) -> TransportError | GrpcError:
+    """What a call fails with when the server resets its stream (RST_STREAM ``code``)."""
+    if code == ErrorCode.REFUSED_STREAM:
+        return StreamRefusedError("the server refused the stream before processing it")
+    if code == ErrorCode.CANCEL:
+        return GrpcError(Status.CANCELLED, "stream reset by the server (CANCEL)")
+    if code == ErrorCode.ENHANCE_YOUR_CALM:
+        return GrpcError(
+            Status.RESOURCE_EXHAUSTED, "stream reset by the server (ENHANCE_YOUR_CALM)"
+        )
+    return GrpcError(Status.INTERNAL, f"stream reset by the server ({ErrorCode.name_of(code)})")
+
+
+def stream_failure(message: str, *, too_large: bool) -> TransportError | GrpcError:
+    """What a call fails with when the core found its stream broken and reset it."""
+    if too_large:
+        return GrpcError(Status.RESOURCE_EXHAUSTED, message)
+    return ProtocolViolation(message, applied=None)
 
 
 def remaining(deadline: float) -> float | None:

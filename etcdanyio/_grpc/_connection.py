@@ -31,7 +31,15 @@ import anyio.abc
 import anyio.lowlevel
 
 from ._backend import primitives
-from ._call import Call, CallState, HttpResponse, RequestState, lost
+from ._call import (
+    Call,
+    CallState,
+    HttpResponse,
+    RequestState,
+    lost,
+    reset_failure,
+    stream_failure,
+)
 from ._errors import (
     ConnectionLostError,
     GrpcError,
@@ -308,12 +316,7 @@ class Connection:
             assert isinstance(event, StreamError)
             state = self._calls.get(event.stream_id)
             if state is not None:
-                failure: BaseException
-                if event.too_large:
-                    failure = GrpcError(Status.RESOURCE_EXHAUSTED, event.message)
-                else:
-                    failure = ProtocolViolation(event.message, applied=None)
-                state.fail(failure)
+                state.fail(stream_failure(event.message, too_large=event.too_large))
             self._wake_slot_waiter()
         elif kind is WindowOpened:
             assert isinstance(event, WindowOpened)
@@ -346,24 +349,7 @@ class Connection:
     def _on_reset(self, event: Reset) -> None:
         state = self._calls.get(event.stream_id)
         if state is not None:
-            code = event.error_code
-            if code == ErrorCode.REFUSED_STREAM:
-                state.fail(StreamRefusedError("the server refused the stream before processing it"))
-            elif code == ErrorCode.CANCEL:
-                state.fail(GrpcError(Status.CANCELLED, "stream reset by the server (CANCEL)"))
-            elif code == ErrorCode.ENHANCE_YOUR_CALM:
-                state.fail(
-                    GrpcError(
-                        Status.RESOURCE_EXHAUSTED, "stream reset by the server (ENHANCE_YOUR_CALM)"
-                    )
-                )
-            else:
-                state.fail(
-                    GrpcError(
-                        Status.INTERNAL,
-                        f"stream reset by the server ({ErrorCode.name_of(code)})",
-                    )
-                )
+            state.fail(reset_failure(event.error_code))
         self._wake_slot_waiter()
 
     def _on_goaway(self, event: GoAway) -> None:
