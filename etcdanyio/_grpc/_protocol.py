@@ -10,7 +10,8 @@ What it does, and what it leaves out:
 
 * streams are only ever opened by us (odd IDs); server push is disabled;
 * request headers arrive pre-encoded (see :mod:`._headers`), so the encoder side
-  of HPACK has no state; responses go through one ``hpack.Decoder``;
+  of HPACK has no state; responses go through one ``hpack.Decoder``
+  (:class:`._headers.ResponseHeaders`);
 * DATA payloads are cut into gRPC messages here, per stream, so that flow
   control can be acknowledged per *message consumed* rather than per byte
   received: the connection window is returned on receipt (one slow stream must
@@ -25,9 +26,6 @@ messages but reported as it comes (:class:`Data`), with the same flow control.
 """
 
 from __future__ import annotations
-
-import hpack
-import hpack.exceptions
 
 from ._framing import FramingError, MessageDecoder, encode
 from ._h2events import (
@@ -81,6 +79,7 @@ from ._h2frames import (
     settings_ack,
     window_update,
 )
+from ._headers import ResponseHeaders
 
 
 class _Stream:
@@ -176,10 +175,7 @@ class H2ClientProtocol:
         self.goaway: GoAway | None = None  # received
         self.closed = False  # we sent GOAWAY or hit a connection error
 
-        self._decoder = hpack.Decoder()
-        # Decoded header blocks, valid while the decoder's dynamic table is unchanged.
-        self._header_cache: dict[bytes, list[tuple[str, str]]] = {}
-        self._header_cache_table: tuple[int, object, int] = (0, None, -1)
+        self._headers = ResponseHeaders()
 
         self._dispatch = {
             DATA: self._on_data,
@@ -620,39 +616,11 @@ class H2ClientProtocol:
             self._continuation = None
             self._on_header_block(stream_id, bytes(cont[2]), cont[1], events)
 
-    def _decode_headers(self, block: bytes) -> list[tuple[str, str]]:
-        header_table = self._decoder.header_table
-        table = header_table.dynamic_entries
-        # A size update alone changes no entry but must still be replayed: keep maxsize.
-        state = (len(table), table[0] if table else None, header_table.maxsize)
-        cached_len, cached_front, cached_size = self._header_cache_table
-        if state[0] == cached_len and state[1] is cached_front and state[2] == cached_size:
-            cached = self._header_cache.get(block)
-            if cached is not None:
-                return cached
-        else:
-            self._header_cache.clear()
-            self._header_cache_table = state
-        try:
-            headers: list[tuple[str, str]] = list(self._decoder.decode(block))  # type: ignore[arg-type]
-        except hpack.exceptions.HPACKError as exc:
-            raise ProtocolError(ErrorCode.COMPRESSION_ERROR, f"bad header block: {exc}") from exc
-        after = (len(table), table[0] if table else None, header_table.maxsize)
-        if after[0] == state[0] and after[1] is state[1] and after[2] == state[2]:
-            # Decoding did not touch the table, so replaying the result is exact.
-            if len(self._header_cache) >= 256:
-                self._header_cache.clear()
-            self._header_cache[block] = headers
-        else:
-            self._header_cache.clear()
-            self._header_cache_table = after
-        return headers
-
     def _on_header_block(
         self, stream_id: int, block: bytes, end_stream: bool, events: list[Event]
     ) -> None:
         # Always decode, even for a stream we dropped: the HPACK state is shared.
-        headers = self._decode_headers(block)
+        headers = self._headers.decode(block)
         stream = self._stream_for(stream_id, "HEADERS")
         if stream is None:
             return
