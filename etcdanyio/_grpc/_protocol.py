@@ -277,9 +277,12 @@ class H2ClientProtocol:
             self._local_initial_window,
             self._max_receive_message,
         )
-        self._out += header_frames(
-            stream_id, header_block, end_stream=False, limit=self._max_outbound_frame
-        )
+        if len(header_block) <= self._max_outbound_frame:  # inline: a call's block fits
+            self._out.append(frame(HEADERS, FLAG_END_HEADERS, stream_id, header_block))
+        else:
+            self._out += header_frames(
+                stream_id, header_block, end_stream=False, limit=self._max_outbound_frame
+            )
         return stream_id
 
     def start_request(self, header_block: bytes) -> int:
