@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import collections
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 from urllib.parse import unquote
 
 import anyio
@@ -21,8 +21,10 @@ from ._errors import (
     GrpcError,
     MessageTooLargeError,
     ProtocolViolation,
+    StreamRefusedError,
     TransportError,
 )
+from ._h2frames import ErrorCode
 from ._status import HTTP_TO_GRPC, Status
 
 if TYPE_CHECKING:
@@ -158,6 +160,68 @@ class CallState:
             await waiter.wait()
 
 
+class HttpResponse(NamedTuple):
+    """The answer to a plain HTTP request."""
+
+    status: int
+    #: header names in lower case, in the order received (no pseudo-headers)
+    headers: list[tuple[str, str]]
+    body: bytes
+
+
+class RequestState(CallState):
+    """
+    The receiving side of one plain HTTP request (not gRPC): the response, its body whole.
+
+    :param limit: the largest body accepted; a larger one fails the request
+    """
+
+    __slots__ = ("body", "limit")
+
+    def __init__(
+        self, stream_id: int, *, limit: int, new_signal: Callable[[], Signal] = anyio.Event
+    ) -> None:
+        super().__init__(stream_id, wake_each=False, new_signal=new_signal)
+        self.body = bytearray()
+        self.limit = limit
+
+    def on_headers(self, headers: list[tuple[str, str]]) -> GrpcError | None:
+        self.headers = headers
+        return None  # any status and content type is an answer
+
+    def on_data(self, data: bytes) -> TransportError | None:
+        """Take a piece of the body; an error to fail the request with if it is too large."""
+        self.body += data
+        if len(self.body) > self.limit:
+            return ProtocolViolation(f"HTTP response larger than {self.limit} bytes", applied=False)
+        return None
+
+    def on_trailers(self, trailers: list[tuple[str, str]]) -> None:
+        if self.headers is None:
+            self.headers = trailers  # a response without a body: all of it
+        else:
+            self.trailers = trailers
+        self.finished = True
+        self._wake()
+
+    def response(self) -> HttpResponse:
+        """
+        The response, once finished without error.
+
+        :raises ProtocolViolation: if it has no ``:status``
+        """
+        status = 0
+        headers = []
+        for name, value in self.headers or ():
+            if name == ":status":
+                status = int(value) if value.isdigit() else 0
+            elif not name.startswith(":"):
+                headers.append((name, value))
+        if not status:
+            raise ProtocolViolation("HTTP/2 response without a :status", applied=False)
+        return HttpResponse(status, headers, bytes(self.body))
+
+
 class Call:
     """
     A streaming RPC. Use as an async context manager; leaving it resets the
@@ -259,6 +323,26 @@ class Call:
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
+
+
+def reset_failure(code: int) -> TransportError | GrpcError:
+    """What a call fails with when the server resets its stream (RST_STREAM ``code``)."""
+    if code == ErrorCode.REFUSED_STREAM:
+        return StreamRefusedError("the server refused the stream before processing it")
+    if code == ErrorCode.CANCEL:
+        return GrpcError(Status.CANCELLED, "stream reset by the server (CANCEL)")
+    if code == ErrorCode.ENHANCE_YOUR_CALM:
+        return GrpcError(
+            Status.RESOURCE_EXHAUSTED, "stream reset by the server (ENHANCE_YOUR_CALM)"
+        )
+    return GrpcError(Status.INTERNAL, f"stream reset by the server ({ErrorCode.name_of(code)})")
+
+
+def stream_failure(message: str, *, too_large: bool) -> TransportError | GrpcError:
+    """What a call fails with when the core found its stream broken and reset it."""
+    if too_large:
+        return GrpcError(Status.RESOURCE_EXHAUSTED, message)
+    return ProtocolViolation(message, applied=None)
 
 
 def remaining(deadline: float) -> float | None:

@@ -20,6 +20,7 @@ The I/O driver of one HTTP/2 connection: reader task, batched writes, PING keepa
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -30,7 +31,15 @@ import anyio.abc
 import anyio.lowlevel
 
 from ._backend import primitives
-from ._call import Call, CallState, lost
+from ._call import (
+    Call,
+    CallState,
+    HttpResponse,
+    RequestState,
+    lost,
+    reset_failure,
+    stream_failure,
+)
 from ._errors import (
     ConnectionLostError,
     GrpcError,
@@ -39,20 +48,20 @@ from ._errors import (
     StreamRefusedError,
     TransportError,
 )
-from ._headers import RequestHeaders
-from ._protocol import (
-    ErrorCode,
+from ._h2events import (
+    Data,
     GoAway,
-    H2ClientProtocol,
     Headers,
     Message,
     PingAck,
-    ProtocolError,
     Reset,
     StreamError,
     Trailers,
     WindowOpened,
 )
+from ._h2frames import ErrorCode, ProtocolError
+from ._headers import RequestHeaders
+from ._protocol import H2ClientProtocol
 from ._status import Status
 from ._wire import Wire, wire_for
 
@@ -226,8 +235,11 @@ class Connection:
             violation = ProtocolViolation(f"server broke HTTP/2: {exc}")
             violation.__cause__ = exc
             self._fail(violation)
-            with anyio.move_on_after(CLEANUP_TIMEOUT, shield=True):
-                await self._write_out()  # the GOAWAY the core queued
+            with (
+                anyio.move_on_after(CLEANUP_TIMEOUT, shield=True),
+                contextlib.suppress(OSError, anyio.BrokenResourceError, anyio.ClosedResourceError),
+            ):
+                await self._write_out()  # the GOAWAY the core queued, if the peer still reads
         except (OSError, anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
             error = ConnectionLostError(f"connection lost: {exc!r}")
             error.__cause__ = exc
@@ -304,12 +316,7 @@ class Connection:
             assert isinstance(event, StreamError)
             state = self._calls.get(event.stream_id)
             if state is not None:
-                failure: BaseException
-                if event.too_large:
-                    failure = GrpcError(Status.RESOURCE_EXHAUSTED, event.message)
-                else:
-                    failure = ProtocolViolation(event.message, applied=None)
-                state.fail(failure)
+                state.fail(stream_failure(event.message, too_large=event.too_large))
             self._wake_slot_waiter()
         elif kind is WindowOpened:
             assert isinstance(event, WindowOpened)
@@ -324,28 +331,25 @@ class Connection:
         elif kind is GoAway:
             assert isinstance(event, GoAway)
             self._on_goaway(event)
+        elif kind is Data:
+            assert isinstance(event, Data)
+            self._on_body(event)
+
+    def _on_body(self, event: Data) -> None:
+        """A piece of a plain HTTP response: taken whole at once, so its window is returned."""
+        state = self._calls.get(event.stream_id)
+        if isinstance(state, RequestState):
+            too_large = state.on_data(event.data)
+            if too_large is not None:
+                state.fail(too_large)
+                self._proto.reset(event.stream_id, ErrorCode.CANCEL)
+                return
+        self._proto.acknowledge(event.stream_id, event.size)
 
     def _on_reset(self, event: Reset) -> None:
         state = self._calls.get(event.stream_id)
         if state is not None:
-            code = event.error_code
-            if code == ErrorCode.REFUSED_STREAM:
-                state.fail(StreamRefusedError("the server refused the stream before processing it"))
-            elif code == ErrorCode.CANCEL:
-                state.fail(GrpcError(Status.CANCELLED, "stream reset by the server (CANCEL)"))
-            elif code == ErrorCode.ENHANCE_YOUR_CALM:
-                state.fail(
-                    GrpcError(
-                        Status.RESOURCE_EXHAUSTED, "stream reset by the server (ENHANCE_YOUR_CALM)"
-                    )
-                )
-            else:
-                state.fail(
-                    GrpcError(
-                        Status.INTERNAL,
-                        f"stream reset by the server ({ErrorCode.name_of(code)})",
-                    )
-                )
+            state.fail(reset_failure(event.error_code))
         self._wake_slot_waiter()
 
     def _on_goaway(self, event: GoAway) -> None:
@@ -509,9 +513,8 @@ class Connection:
             self._slot_waiter = None
             waiter.set()
 
-    async def _open(
-        self, path: str, grpc_timeout: float | None, metadata: bytes, *, wake_each: bool
-    ) -> CallState:
+    async def _wait_for_stream(self) -> None:
+        """Until a stream may be opened here; raise if none ever will."""
         proto = self._proto
         while True:
             if self._error is not None:
@@ -524,6 +527,13 @@ class Connection:
                 break
             waiter = self._slot_waiter = self._slot_waiter or anyio.Event()
             await waiter.wait()
+
+    async def _open(
+        self, path: str, grpc_timeout: float | None, metadata: bytes, *, wake_each: bool
+    ) -> CallState:
+        proto = self._proto
+        if self._error is not None or self._retired or not proto.can_open_stream():
+            await self._wait_for_stream()
         if not self._calls:
             self._last_activity = self._clock()  # a quiet connection wakes up
         stream_id = proto.start_call(self._request_headers.block(path, grpc_timeout, metadata))
@@ -591,6 +601,39 @@ class Connection:
                 f"unary call got {len(state.messages)} response messages",
             )
         return state.messages[0][0]
+
+    async def get(self, path: str, *, limit: int) -> HttpResponse:
+        """
+        A plain HTTP ``GET`` of ``path`` on its own stream (not gRPC), e.g. etcd's ``/health``.
+
+        Cancelling it resets the stream, as for a call.
+
+        :param limit: the largest response body accepted
+        :raises TransportError: if no response came: the connection broke, the server reset
+            the stream (``ProtocolViolation``), or the body was over ``limit``
+        """
+        await anyio.lowlevel.checkpoint_if_cancelled()
+        proto = self._proto
+        if self._error is not None or self._retired or not proto.can_open_stream():
+            await self._wait_for_stream()
+        stream_id = proto.start_request(self._request_headers.get_block(path))
+        state = RequestState(stream_id, limit=limit, new_signal=self._new_signal)
+        state.sent = True
+        self._calls[stream_id] = state
+        try:
+            await self._flush()
+            await state.wait()
+        except BaseException:
+            if not state.finished:
+                await self._reset(stream_id)
+            raise
+        finally:
+            del self._calls[stream_id]
+            self._wake_slot_waiter()
+            self._close_if_drained()
+        if state.error is not None:
+            raise state.error
+        return state.response()
 
     async def open_call(
         self, path: str, *, grpc_timeout: float | None = None, metadata: bytes = b""

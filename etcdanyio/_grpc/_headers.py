@@ -1,5 +1,5 @@
 """
-Request header blocks, encoded without touching the HPACK dynamic table.
+Header blocks: requests encoded without touching the HPACK dynamic table, responses decoded.
 
 Every field is either an exact static-table match (one byte) or a literal
 "without indexing" (RFC 7541 section 6.2.2), so the block means the same thing
@@ -13,11 +13,17 @@ import base64
 import math
 from typing import TYPE_CHECKING
 
+import hpack
+import hpack.exceptions
+
+from ._h2frames import ErrorCode, ProtocolError
+
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
 # RFC 7541 Appendix A indices used here.
 _AUTHORITY = 1
+_METHOD_GET = 2
 _METHOD_POST = 3
 _PATH = 4
 _SCHEME_HTTP = 6
@@ -126,13 +132,14 @@ class RequestHeaders:
     """
 
     def __init__(self, authority: str, *, tls: bool, user_agent: str) -> None:
-        self._prefix = indexed(_METHOD_POST) + indexed(_SCHEME_HTTPS if tls else _SCHEME_HTTP)
+        scheme = indexed(_SCHEME_HTTPS if tls else _SCHEME_HTTP)
+        host = literal(_AUTHORITY, authority.encode("idna" if not authority.isascii() else "ascii"))
+        agent = literal(_USER_AGENT, user_agent.encode())
+        self._prefix = indexed(_METHOD_POST) + scheme
         self._suffix = (
-            literal(_AUTHORITY, authority.encode("idna" if not authority.isascii() else "ascii"))
-            + literal(_CONTENT_TYPE, b"application/grpc")
-            + literal(b"te", b"trailers")
-            + literal(_USER_AGENT, user_agent.encode())
+            host + literal(_CONTENT_TYPE, b"application/grpc") + literal(b"te", b"trailers") + agent
         )
+        self._get = (indexed(_METHOD_GET) + scheme, host + agent)
         self._cache: dict[str, bytes] = {}
 
     def block(self, path: str, timeout: float | None = None, extra: bytes = b"") -> bytes:
@@ -144,3 +151,54 @@ class RequestHeaders:
         if timeout is None or timeout == math.inf:
             return base + extra if extra else base
         return base + literal(b"grpc-timeout", encode_timeout(timeout).encode()) + extra
+
+    def get_block(self, path: str) -> bytes:
+        """The header block of a plain HTTP ``GET`` of ``path`` (not gRPC)."""
+        return self._get[0] + literal(_PATH, path.encode("ascii")) + self._get[1]
+
+
+class ResponseHeaders:
+    """
+    Decodes a connection's response header blocks (one HPACK decoder: its table is shared).
+
+    A block seen before is answered from a cache while the decoder's dynamic table is
+    unchanged: gRPC responses repeat the same few blocks on every call.
+    """
+
+    def __init__(self) -> None:
+        self._decoder = hpack.Decoder()
+        self._cache: dict[bytes, list[tuple[str, str]]] = {}
+        self._table_state: tuple[int, object, int] = (0, None, -1)
+
+    def decode(self, block: bytes) -> list[tuple[str, str]]:
+        """
+        The fields of ``block``, in order.
+
+        :raises ProtocolError: ``COMPRESSION_ERROR`` for a block HPACK cannot decode
+        """
+        header_table = self._decoder.header_table
+        table = header_table.dynamic_entries
+        # A size update alone changes no entry but must still be replayed: keep maxsize.
+        state = (len(table), table[0] if table else None, header_table.maxsize)
+        cached_len, cached_front, cached_size = self._table_state
+        if state[0] == cached_len and state[1] is cached_front and state[2] == cached_size:
+            cached = self._cache.get(block)
+            if cached is not None:
+                return cached
+        else:
+            self._cache.clear()
+            self._table_state = state
+        try:
+            headers: list[tuple[str, str]] = list(self._decoder.decode(block))  # type: ignore[arg-type]
+        except hpack.exceptions.HPACKError as exc:
+            raise ProtocolError(ErrorCode.COMPRESSION_ERROR, f"bad header block: {exc}") from exc
+        after = (len(table), table[0] if table else None, header_table.maxsize)
+        if after[0] == state[0] and after[1] is state[1] and after[2] == state[2]:
+            # Decoding did not touch the table, so replaying the result is exact.
+            if len(self._cache) >= 256:
+                self._cache.clear()
+            self._cache[block] = headers
+        else:
+            self._cache.clear()
+            self._table_state = after
+        return headers

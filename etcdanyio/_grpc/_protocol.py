@@ -1,16 +1,17 @@
 """
-A sans-IO HTTP/2 client core, written for gRPC and nothing else.
+A sans-IO HTTP/2 client core, written for gRPC (and one plain ``GET``, below).
 
-Bytes go in through :meth:`H2ClientProtocol.receive_data`, which returns events;
-bytes to write come out of :meth:`H2ClientProtocol.data_to_send`. There is no
-``await`` and no I/O here. RFC 9113 section numbers are cited where a rule is
-not obvious.
+Bytes go in through :meth:`H2ClientProtocol.receive_data`, which returns events
+(:mod:`._h2events`); bytes to write come out of :meth:`H2ClientProtocol.data_to_send`
+(built by :mod:`._h2frames`). There is no ``await`` and no I/O here. RFC 9113
+section numbers are cited where a rule is not obvious.
 
 What it does, and what it leaves out:
 
 * streams are only ever opened by us (odd IDs); server push is disabled;
 * request headers arrive pre-encoded (see :mod:`._headers`), so the encoder side
-  of HPACK has no state; responses go through one ``hpack.Decoder``;
+  of HPACK has no state; responses go through one ``hpack.Decoder``
+  (:class:`._headers.ResponseHeaders`);
 * DATA payloads are cut into gRPC messages here, per stream, so that flow
   control can be acknowledged per *message consumed* rather than per byte
   received: the connection window is returned on receipt (one slow stream must
@@ -18,159 +19,67 @@ What it does, and what it leaves out:
   message. A message larger than the stream window is granted window in
   advance ("credit"), which later acknowledgements repay.
 * priority is ignored.
+
+Besides gRPC calls, a stream can carry one plain HTTP request (:meth:`start_request`, for
+etcd's ``/version``, ``/health`` and ``/metrics`` over TLS): its DATA is not cut into
+messages but reported as it comes (:class:`Data`), with the same flow control.
 """
 
 from __future__ import annotations
 
-import enum
-import struct
-from typing import NamedTuple
-
-import hpack
-import hpack.exceptions
-
 from ._framing import FramingError, MessageDecoder, encode
-
-PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
-
-DATA = 0x0
-HEADERS = 0x1
-PRIORITY = 0x2
-RST_STREAM = 0x3
-SETTINGS = 0x4
-PUSH_PROMISE = 0x5
-PING = 0x6
-GOAWAY = 0x7
-WINDOW_UPDATE = 0x8
-CONTINUATION = 0x9
-
-FLAG_END_STREAM = 0x1
-FLAG_ACK = 0x1
-FLAG_END_HEADERS = 0x4
-FLAG_PADDED = 0x8
-FLAG_PRIORITY = 0x20
-
-SETTINGS_HEADER_TABLE_SIZE = 0x1
-SETTINGS_ENABLE_PUSH = 0x2
-SETTINGS_MAX_CONCURRENT_STREAMS = 0x3
-SETTINGS_INITIAL_WINDOW_SIZE = 0x4
-SETTINGS_MAX_FRAME_SIZE = 0x5
-SETTINGS_MAX_HEADER_LIST_SIZE = 0x6
-
-MAX_WINDOW = 2**31 - 1
-#: The payload of grpc-go's bandwidth-delay-product pings (``bdpPing`` in http2_client/server.go)
-BDP_PING_PAYLOAD = bytes([2, 4, 16, 16, 9, 14, 7, 7])
-DEFAULT_WINDOW = 65_535
-DEFAULT_MAX_FRAME = 16_384
-
-_HEADER = struct.Struct(">BHBBL")  # length (24 bits as 8+16), type, flags, stream id
-_U32 = struct.Struct(">L")
-_SETTING = struct.Struct(">HL")
-_GOAWAY = struct.Struct(">LL")
-
-
-class ErrorCode(enum.IntEnum):
-    """HTTP/2 error codes (RFC 9113 section 7)."""
-
-    NO_ERROR = 0x0
-    PROTOCOL_ERROR = 0x1
-    INTERNAL_ERROR = 0x2
-    FLOW_CONTROL_ERROR = 0x3
-    SETTINGS_TIMEOUT = 0x4
-    STREAM_CLOSED = 0x5
-    FRAME_SIZE_ERROR = 0x6
-    REFUSED_STREAM = 0x7
-    CANCEL = 0x8
-    COMPRESSION_ERROR = 0x9
-    CONNECT_ERROR = 0xA
-    ENHANCE_YOUR_CALM = 0xB
-    INADEQUATE_SECURITY = 0xC
-    HTTP_1_1_REQUIRED = 0xD
-
-    @classmethod
-    def name_of(cls, code: int) -> str:
-        try:
-            return cls(code).name
-        except ValueError:
-            return f"0x{code:x}"
-
-
-class ProtocolError(Exception):
-    """Raised by :meth:`H2ClientProtocol.receive_data` for a connection error."""
-
-    def __init__(self, code: ErrorCode, message: str) -> None:
-        super().__init__(f"{code.name}: {message}")
-        self.code = code
-        self.message = message
-
-
-# Events. NamedTuples: immutable, and the cheapest objects to create on the hot path.
-
-
-class Headers(NamedTuple):
-    """The response headers of a stream."""
-
-    stream_id: int
-    headers: list[tuple[str, str]]
-
-
-class Message(NamedTuple):
-    """One complete gRPC message; ``size`` bytes are to be acknowledged once it is consumed."""
-
-    stream_id: int
-    data: bytes
-    size: int
-
-
-class Trailers(NamedTuple):
-    """
-    The end of a stream from the server.
-
-    ``headers`` are the trailers, or the whole response for a trailers-only
-    response (then ``:status`` is among them), or empty when the server ended
-    the stream with a DATA frame and sent no trailers at all.
-    """
-
-    stream_id: int
-    headers: list[tuple[str, str]]
-
-
-class Reset(NamedTuple):
-    """The stream was reset: by the peer, or refused by a GOAWAY (``REFUSED_STREAM``)."""
-
-    stream_id: int
-    error_code: int
-
-
-class StreamError(NamedTuple):
-    """The core found the stream broken (bad framing, too large a message) and reset it."""
-
-    stream_id: int
-    message: str
-    too_large: bool
-
-
-class WindowOpened(NamedTuple):
-    """Everything queued for sending on the stream has been written."""
-
-    stream_id: int
-
-
-class GoAway(NamedTuple):
-    """The server will accept no new streams; streams above ``last_stream_id`` were refused."""
-
-    last_stream_id: int
-    error_code: int
-    debug: bytes
-
-
-class PingAck(NamedTuple):
-    """The peer acknowledged one of our PINGs."""
-
-    payload: bytes
-
-
-Event = Headers | Message | Trailers | Reset | StreamError | WindowOpened | GoAway | PingAck
+from ._h2events import (
+    Data,
+    Event,
+    GoAway,
+    Headers,
+    Message,
+    PingAck,
+    Reset,
+    StreamError,
+    Trailers,
+    WindowOpened,
+)
+from ._h2frames import (
+    BDP_PING_PAYLOAD,
+    CONTINUATION,
+    DATA,
+    DEFAULT_MAX_FRAME,
+    DEFAULT_WINDOW,
+    FLAG_ACK,
+    FLAG_END_HEADERS,
+    FLAG_END_STREAM,
+    FLAG_PADDED,
+    FLAG_PRIORITY,
+    GOAWAY,
+    GOAWAY_HEAD,
+    HEADER,
+    HEADERS,
+    MAX_WINDOW,
+    PING,
+    PRIORITY,
+    PUSH_PROMISE,
+    RST_STREAM,
+    SETTING,
+    SETTINGS,
+    SETTINGS_ENABLE_PUSH,
+    SETTINGS_INITIAL_WINDOW_SIZE,
+    SETTINGS_MAX_CONCURRENT_STREAMS,
+    SETTINGS_MAX_FRAME_SIZE,
+    U32,
+    WINDOW_UPDATE,
+    ErrorCode,
+    ProtocolError,
+    frame,
+    goaway,
+    header_frames,
+    ping,
+    preface,
+    rst_stream,
+    settings_ack,
+    window_update,
+)
+from ._headers import ResponseHeaders
 
 
 class _Stream:
@@ -182,14 +91,23 @@ class _Stream:
         "id",
         "local_closed",
         "pending",
+        "raw",
         "recv_window",
         "remote_closed",
         "send_window",
         "unacked",
     )
 
-    def __init__(self, stream_id: int, send_window: int, recv_window: int, max_message: int):
+    def __init__(
+        self,
+        stream_id: int,
+        send_window: int,
+        recv_window: int,
+        max_message: int,
+        raw: bool = False,
+    ):
         self.id = stream_id
+        self.raw = raw  # a plain HTTP request: DATA is the body, not gRPC messages
         self.send_window = send_window
         self.recv_window = recv_window
         self.unacked = 0
@@ -202,9 +120,9 @@ class _Stream:
         self.headers_received = False
 
 
-def _frame(ftype: int, flags: int, stream_id: int, payload: bytes | bytearray = b"") -> bytes:
-    n = len(payload)
-    return _HEADER.pack(n >> 16, n & 0xFFFF, ftype, flags, stream_id) + payload
+def _interim(headers: list[tuple[str, str]]) -> bool:
+    """An informational (1xx) response."""
+    return any(name == ":status" and value[:1] == "1" for name, value in headers)
 
 
 class H2ClientProtocol:
@@ -257,10 +175,7 @@ class H2ClientProtocol:
         self.goaway: GoAway | None = None  # received
         self.closed = False  # we sent GOAWAY or hit a connection error
 
-        self._decoder = hpack.Decoder()
-        # Decoded header blocks, valid while the decoder's dynamic table is unchanged.
-        self._header_cache: dict[bytes, list[tuple[str, str]]] = {}
-        self._header_cache_table: tuple[int, object, int] = (0, None, -1)
+        self._headers = ResponseHeaders()
 
         self._dispatch = {
             DATA: self._on_data,
@@ -279,15 +194,10 @@ class H2ClientProtocol:
 
     def initiate_connection(self) -> None:
         """Queue the client preface, our SETTINGS and the connection window increase."""
-        settings = (
-            _SETTING.pack(SETTINGS_ENABLE_PUSH, 0)
-            + _SETTING.pack(SETTINGS_MAX_CONCURRENT_STREAMS, 0)
-            + _SETTING.pack(SETTINGS_INITIAL_WINDOW_SIZE, self._local_initial_window)
-        )
-        self._out.append(PREFACE + _frame(SETTINGS, 0, 0, settings))
+        self._out.append(preface(self._local_initial_window))
         increase = self._conn_window_target - DEFAULT_WINDOW
         if increase > 0:
-            self._out.append(_frame(WINDOW_UPDATE, 0, 0, _U32.pack(increase)))
+            self._out.append(window_update(0, increase))
             self._recv_conn_window += increase
 
     def data_to_send(self) -> bytes:
@@ -367,20 +277,35 @@ class H2ClientProtocol:
             self._local_initial_window,
             self._max_receive_message,
         )
-        self._write_header_block(stream_id, header_block, end_stream=False)
+        if len(header_block) <= self._max_outbound_frame:  # inline: a call's block fits
+            self._out.append(frame(HEADERS, FLAG_END_HEADERS, stream_id, header_block))
+        else:
+            self._out += header_frames(
+                stream_id, header_block, end_stream=False, limit=self._max_outbound_frame
+            )
         return stream_id
 
-    def _write_header_block(self, stream_id: int, block: bytes, *, end_stream: bool) -> None:
-        limit = self._max_outbound_frame
-        flags = FLAG_END_STREAM if end_stream else 0
-        if len(block) <= limit:
-            self._out.append(_frame(HEADERS, flags | FLAG_END_HEADERS, stream_id, block))
-            return
-        chunks = [block[i : i + limit] for i in range(0, len(block), limit)]
-        self._out.append(_frame(HEADERS, flags, stream_id, chunks[0]))
-        for chunk in chunks[1:-1]:
-            self._out.append(_frame(CONTINUATION, 0, stream_id, chunk))
-        self._out.append(_frame(CONTINUATION, FLAG_END_HEADERS, stream_id, chunks[-1]))
+    def start_request(self, header_block: bytes) -> int:
+        """
+        Open a stream for one plain HTTP request without a body (``GET``); return its ID.
+
+        The response arrives as for a call (:class:`Headers`, then :class:`Trailers`, which
+        hold the whole response when it has no body), but its body as :class:`Data` pieces;
+        interim (1xx) responses are skipped.
+        """
+        if not self.can_open_stream():
+            raise RuntimeError("connection cannot open a new stream")
+        stream_id = self._next_stream_id
+        self._next_stream_id += 2
+        stream = _Stream(
+            stream_id, self._peer_initial_window, self._local_initial_window, 0, raw=True
+        )
+        stream.local_closed = True
+        self._streams[stream_id] = stream
+        self._out += header_frames(
+            stream_id, header_block, end_stream=True, limit=self._max_outbound_frame
+        )
+        return stream_id
 
     def send_message(self, stream_id: int, payload: bytes, *, end: bool = False) -> bool:
         """
@@ -404,7 +329,7 @@ class H2ClientProtocol:
         ):
             stream.send_window -= n
             self._send_conn_window -= n
-            self._out.append(_frame(DATA, FLAG_END_STREAM if end else 0, stream_id, data))
+            self._out.append(frame(DATA, FLAG_END_STREAM if end else 0, stream_id, data))
             if end:
                 self._close_local(stream)
             return True
@@ -424,7 +349,7 @@ class H2ClientProtocol:
         if stream.pending:
             stream.end_pending = True
             return False
-        self._out.append(_frame(DATA, FLAG_END_STREAM, stream_id))
+        self._out.append(frame(DATA, FLAG_END_STREAM, stream_id))
         self._close_local(stream)
         return True
 
@@ -443,7 +368,7 @@ class H2ClientProtocol:
             n = min(n, self._max_outbound_frame)
             last = n == len(pending)
             flags = FLAG_END_STREAM if last and stream.end_pending else 0
-            self._out.append(_frame(DATA, flags, stream.id, bytes(pending[:n])))
+            self._out.append(frame(DATA, flags, stream.id, bytes(pending[:n])))
             del pending[:n]
             stream.send_window -= n
             self._send_conn_window -= n
@@ -477,7 +402,7 @@ class H2ClientProtocol:
             return
         self._remove(stream)
         if not self.closed:
-            self._out.append(_frame(RST_STREAM, 0, stream_id, _U32.pack(code)))
+            self._out.append(rst_stream(stream_id, code))
 
     def release(self, stream_id: int) -> None:
         """The caller is done with the stream: reset it if it is still open."""
@@ -495,21 +420,21 @@ class H2ClientProtocol:
             size -= repaid
         stream.unacked += size
         if stream.unacked >= self._stream_ack_threshold:
-            self._out.append(_frame(WINDOW_UPDATE, 0, stream_id, _U32.pack(stream.unacked)))
+            self._out.append(window_update(stream_id, stream.unacked))
             stream.recv_window += stream.unacked
             stream.unacked = 0
 
     def ping(self, payload: bytes) -> None:
         if len(payload) != 8:
             raise ValueError("a PING payload is 8 bytes")
-        self._out.append(_frame(PING, 0, 0, payload))
+        self._out.append(ping(payload))
 
     def close(self, code: ErrorCode = ErrorCode.NO_ERROR, message: bytes = b"") -> None:
         """Queue GOAWAY; no stream may be opened afterwards."""
         if self.closed:
             return
         self.closed = True
-        self._out.append(_frame(GOAWAY, 0, 0, _GOAWAY.pack(0, code) + message))
+        self._out.append(goaway(code, message))
 
     # ---------------------------------------------------------------- receiving
 
@@ -528,7 +453,7 @@ class H2ClientProtocol:
         dispatch = self._dispatch
         try:
             while end - pos >= 9:
-                hi, lo, ftype, flags, stream_id = _HEADER.unpack_from(buf, pos)
+                hi, lo, ftype, flags, stream_id = HEADER.unpack_from(buf, pos)
                 length = (hi << 16) | lo
                 if length > DEFAULT_MAX_FRAME:
                     # We never raise SETTINGS_MAX_FRAME_SIZE (section 4.2).
@@ -594,7 +519,7 @@ class H2ClientProtocol:
             raise ProtocolError(ErrorCode.FLOW_CONTROL_ERROR, "peer overran the connection window")
         self._conn_unacked += length
         if self._conn_unacked >= self._conn_ack_threshold:
-            self._out.append(_frame(WINDOW_UPDATE, 0, 0, _U32.pack(self._conn_unacked)))
+            self._out.append(window_update(0, self._conn_unacked))
             self._recv_conn_window += self._conn_unacked
             self._conn_unacked = 0
 
@@ -626,13 +551,17 @@ class H2ClientProtocol:
                 stream, ErrorCode.FLOW_CONTROL_ERROR, "peer overran the stream window", events
             )
             return
-        try:
-            messages = stream.decoder.feed(body) if body else []
-        except FramingError as exc:
-            too_large = "larger than max" in str(exc)
-            self._stream_error(stream, ErrorCode.CANCEL, str(exc), events, too_large=too_large)
-            return
-        events.extend([Message(stream_id, m, len(m) + 5) for m in messages])
+        if stream.raw:
+            if body:
+                events.append(Data(stream_id, bytes(body), len(body)))
+        else:
+            try:
+                messages = stream.decoder.feed(body) if body else []
+            except FramingError as exc:
+                too_large = "larger than max" in str(exc)
+                self._stream_error(stream, ErrorCode.CANCEL, str(exc), events, too_large=too_large)
+                return
+            events.extend([Message(stream_id, m, len(m) + 5) for m in messages])
         overhead = length - len(body)
         if overhead:
             self.acknowledge(stream_id, overhead)
@@ -650,7 +579,7 @@ class H2ClientProtocol:
             # A message bigger than what is left of the window: grant the rest now,
             # or the peer could never finish it. Acknowledgements repay this later.
             grant = need - stream.recv_window
-            self._out.append(_frame(WINDOW_UPDATE, 0, stream_id, _U32.pack(grant)))
+            self._out.append(window_update(stream_id, grant))
             stream.recv_window += grant
             stream.credit += grant
 
@@ -690,39 +619,11 @@ class H2ClientProtocol:
             self._continuation = None
             self._on_header_block(stream_id, bytes(cont[2]), cont[1], events)
 
-    def _decode_headers(self, block: bytes) -> list[tuple[str, str]]:
-        header_table = self._decoder.header_table
-        table = header_table.dynamic_entries
-        # A size update alone changes no entry but must still be replayed: keep maxsize.
-        state = (len(table), table[0] if table else None, header_table.maxsize)
-        cached_len, cached_front, cached_size = self._header_cache_table
-        if state[0] == cached_len and state[1] is cached_front and state[2] == cached_size:
-            cached = self._header_cache.get(block)
-            if cached is not None:
-                return cached
-        else:
-            self._header_cache.clear()
-            self._header_cache_table = state
-        try:
-            headers: list[tuple[str, str]] = list(self._decoder.decode(block))  # type: ignore[arg-type]
-        except hpack.exceptions.HPACKError as exc:
-            raise ProtocolError(ErrorCode.COMPRESSION_ERROR, f"bad header block: {exc}") from exc
-        after = (len(table), table[0] if table else None, header_table.maxsize)
-        if after[0] == state[0] and after[1] is state[1] and after[2] == state[2]:
-            # Decoding did not touch the table, so replaying the result is exact.
-            if len(self._header_cache) >= 256:
-                self._header_cache.clear()
-            self._header_cache[block] = headers
-        else:
-            self._header_cache.clear()
-            self._header_cache_table = after
-        return headers
-
     def _on_header_block(
         self, stream_id: int, block: bytes, end_stream: bool, events: list[Event]
     ) -> None:
         # Always decode, even for a stream we dropped: the HPACK state is shared.
-        headers = self._decode_headers(block)
+        headers = self._headers.decode(block)
         stream = self._stream_for(stream_id, "HEADERS")
         if stream is None:
             return
@@ -732,6 +633,8 @@ class H2ClientProtocol:
             )
             return
         if not stream.headers_received:
+            if stream.raw and _interim(headers):
+                return  # a 1xx response: the final one follows (RFC 9113 section 8.1)
             stream.headers_received = True
             if not end_stream:
                 events.append(Headers(stream_id, headers))
@@ -774,7 +677,7 @@ class H2ClientProtocol:
         stream = self._stream_for(stream_id, "RST_STREAM")
         if stream is None:
             return
-        (code,) = _U32.unpack_from(payload)
+        (code,) = U32.unpack_from(payload)
         self._remove(stream)
         events.append(Reset(stream_id, code))
 
@@ -791,7 +694,7 @@ class H2ClientProtocol:
             raise ProtocolError(ErrorCode.FRAME_SIZE_ERROR, "SETTINGS length not a multiple of 6")
         self._got_settings = True
         for offset in range(0, len(payload), 6):
-            key, value = _SETTING.unpack_from(payload, offset)
+            key, value = SETTING.unpack_from(payload, offset)
             if key == SETTINGS_INITIAL_WINDOW_SIZE:
                 if value > MAX_WINDOW:
                     raise ProtocolError(ErrorCode.FLOW_CONTROL_ERROR, "initial window over 2**31-1")
@@ -811,7 +714,7 @@ class H2ClientProtocol:
                 raise ProtocolError(ErrorCode.PROTOCOL_ERROR, f"bad ENABLE_PUSH {value}")
             # HEADER_TABLE_SIZE: our requests never use the dynamic table.
             # MAX_HEADER_LIST_SIZE: advisory; our request headers are small.
-        self._acks.append(_frame(SETTINGS, FLAG_ACK, 0))
+        self._acks.append(settings_ack())
         self._flush_blocked(events)
 
     def _on_push_promise(
@@ -829,7 +732,7 @@ class H2ClientProtocol:
         if flags & FLAG_ACK:
             events.append(PingAck(bytes(payload)))
         elif not self.closed:
-            ack = _frame(PING, FLAG_ACK, 0, bytes(payload))
+            ack = ping(bytes(payload), ack=True)
             if payload == BDP_PING_PAYLOAD:
                 self._held_acks.append(ack)
             else:
@@ -842,7 +745,7 @@ class H2ClientProtocol:
             raise ProtocolError(ErrorCode.PROTOCOL_ERROR, "GOAWAY on a stream")
         if len(payload) < 8:
             raise ProtocolError(ErrorCode.FRAME_SIZE_ERROR, "GOAWAY frame under 8 bytes")
-        last_stream_id, code = _GOAWAY.unpack_from(payload)
+        last_stream_id, code = GOAWAY_HEAD.unpack_from(payload)
         last_stream_id &= 0x7FFFFFFF
         goaway = GoAway(last_stream_id, code, bytes(payload[8:]))
         self.goaway = goaway
@@ -857,7 +760,7 @@ class H2ClientProtocol:
     ) -> None:
         if len(payload) != 4:
             raise ProtocolError(ErrorCode.FRAME_SIZE_ERROR, "WINDOW_UPDATE frame is not 4 bytes")
-        (increment,) = _U32.unpack_from(payload)
+        (increment,) = U32.unpack_from(payload)
         increment &= 0x7FFFFFFF
         if stream_id == 0:
             if not increment:

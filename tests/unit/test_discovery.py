@@ -19,7 +19,8 @@ from anyio.streams.buffered import BufferedByteReceiveStream
 
 import etcdanyio
 from etcdanyio import ConnectionFailedError, Member
-from etcdanyio._discovery import (
+from etcdanyio._discovery import discover_endpoints, endpoints_from_members, order_srv, srv_names
+from etcdanyio._dns import (
     CLASS_IN,
     TYPE_CNAME,
     TYPE_SRV,
@@ -27,15 +28,11 @@ from etcdanyio._discovery import (
     Record,
     SrvRecord,
     build_query,
-    discover_endpoints,
     encode_name,
-    endpoints_from_members,
     lookup_srv,
-    order_srv,
     parse_response,
     read_name,
     read_resolv_conf,
-    srv_names,
     srv_records,
 )
 from etcdanyio._grpc import Channel, Endpoint

@@ -36,7 +36,6 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "_codec*",
             "_speedups",
             "_dns",
-            "_http_get",
         ),
     ),
     (

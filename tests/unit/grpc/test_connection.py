@@ -32,8 +32,8 @@ from etcdanyio._grpc import (
     UnreachableError,
 )
 from etcdanyio._grpc._connection import Connection
+from etcdanyio._grpc._h2frames import BDP_PING_PAYLOAD, ErrorCode
 from etcdanyio._grpc._headers import decode_timeout, encode_metadata
-from etcdanyio._grpc._protocol import BDP_PING_PAYLOAD, ErrorCode
 from tests.h2peer import GRPC_HEADERS, H2Peer, PeerStream, answer, frame_bytes, grpc_frame
 from tests.unit.grpc.outcome import start
 

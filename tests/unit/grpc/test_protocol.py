@@ -30,23 +30,20 @@ from hyperframe.frame import (
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from etcdanyio._grpc._headers import RequestHeaders, encode_metadata
-from etcdanyio._grpc._protocol import (
-    BDP_PING_PAYLOAD,
-    PREFACE,
-    ErrorCode,
+from etcdanyio._grpc._h2events import (
     Event,
     GoAway,
-    H2ClientProtocol,
     Headers,
     Message,
     PingAck,
-    ProtocolError,
     Reset,
     StreamError,
     Trailers,
     WindowOpened,
 )
+from etcdanyio._grpc._h2frames import BDP_PING_PAYLOAD, PREFACE, ErrorCode, ProtocolError
+from etcdanyio._grpc._headers import RequestHeaders, encode_metadata
+from etcdanyio._grpc._protocol import H2ClientProtocol
 from tests.h2peer import GRPC_HEADERS, H2Peer, PeerStream, frame_bytes, grpc_frame, split_messages
 
 if TYPE_CHECKING:

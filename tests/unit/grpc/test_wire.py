@@ -33,7 +33,7 @@ from hyperframe.frame import DataFrame, GoAwayFrame, HeadersFrame, PingFrame
 
 from etcdanyio._grpc import ConnectionLostError, ProtocolViolation
 from etcdanyio._grpc._connection import Connection
-from etcdanyio._grpc._protocol import ErrorCode
+from etcdanyio._grpc._h2frames import ErrorCode
 from etcdanyio._grpc._wire import AsyncioWire, SocketWire, StreamWire, Wire, connect_tcp
 from tests.h2peer import H2Peer, PeerStream, echo, frame_bytes
 from tests.unit.grpc.outcome import start
