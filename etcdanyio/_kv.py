@@ -5,14 +5,14 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from . import txn as _txn
-from ._keys import Namespace, to_bytes, to_key
+from . import _txn
+from ._keys import Namespace, to_bytes
 from ._lazy import etcdserverpb as pb  # imported on first use
 from ._pager import RangePager
-from ._requests import check_int, key_range, put_fields, range_fields
+from ._requests import check_int, get_args, key_range, put_args, range_fields
 from ._speedups import codec as _codec
-from .txn import check_txn, encode_txn
-from .types import (
+from ._txn import check_txn, encode_txn
+from ._types import (
     CompactResult,
     DeleteResult,
     KeyValue,
@@ -27,7 +27,8 @@ if TYPE_CHECKING:
 
     import betterproto2
 
-    from .txn import Compare, Op
+    from ._codec_decode import IdMemo
+    from ._txn import Compare, Op
 
 M = TypeVar("M", bound="betterproto2.Message")
 
@@ -65,6 +66,8 @@ class KVMixin:
     """Key-value calls; relies only on ``self._call``, ``self._call_raw`` and ``self._ns``."""
 
     _ns: Namespace
+    #: the codec's memo of the IDs in this client's responses (set by the client)
+    _wire_ids: IdMemo
 
     async def _call(
         self,
@@ -100,17 +103,14 @@ class KVMixin:
         :return: the result, with ``.header.revision`` of the write
         :raises LeaseNotFoundError: if the lease does not exist
         """
-        fields = put_fields(
-            self._ns,
-            key,
-            value,
-            lease=lease,
-            prev_kv=prev_kv,
-            ignore_value=ignore_value,
-            ignore_lease=ignore_lease,
+        key_, value_, lease_, prev_kv_, ignore_value_, ignore_lease_ = put_args(
+            key, value, lease, prev_kv, ignore_value, ignore_lease
         )
-        raw = await self._call_raw(_PUT, _codec.encode_put(**fields), repeatable=False)
-        return strip_result(self._ns, _codec.decode_put_response(raw))  # type: ignore[no-any-return]
+        request = _codec.encode_put(
+            self._ns.key(key_), value_, lease_, prev_kv_, ignore_value_, ignore_lease_
+        )
+        raw = await self._call_raw(_PUT, request, repeatable=False)
+        return strip_result(self._ns, _codec.decode_put_response(raw, self._wire_ids))  # type: ignore[no-any-return]
 
     async def _range(self, key: bytes, range_end: bytes, **options: Any) -> RangeResult:
         return await self._send_range(
@@ -120,7 +120,7 @@ class KVMixin:
     async def _send_range(self, request: bytes) -> RangeResult:
         """Send an encoded RangeRequest; the result with the namespace stripped."""
         result = _codec.decode_range_response(
-            await self._call_raw(_RANGE, request, repeatable=True)
+            await self._call_raw(_RANGE, request, repeatable=True), self._wire_ids
         )
         return strip_result(self._ns, result)  # type: ignore[no-any-return]
 
@@ -157,12 +157,10 @@ class KVMixin:
 
     def _encode_get(self, key: str | bytes, revision: int, serializable: bool) -> bytes:
         """The RangeRequest of :meth:`get` and :meth:`get_result`, validated."""
-        if revision == 0 and type(revision) is int and type(serializable) is bool:
-            # The common case, with the checks key_range() and range_fields() make.
-            return _codec.encode_range(self._ns.key(to_key(key)), serializable=serializable)
-        start, _ = key_range(key)
-        fields = range_fields(self._ns, start, b"", revision=revision, serializable=serializable)
-        return _codec.encode_range(**fields)
+        start, revision, serializable = get_args(key, revision, serializable)
+        return _codec.encode_range(
+            self._ns.key(start), revision=revision, serializable=serializable
+        )
 
     async def get_prefix(self, prefix: str | bytes, **options: Any) -> RangeResult:
         """
@@ -280,7 +278,7 @@ class KVMixin:
             self._ns.key(key), self._ns.range_end(range_end), bool(prev_kv)
         )
         raw = await self._call_raw(_DELETE, request, repeatable=False)
-        return strip_result(self._ns, _codec.decode_delete_range_response(raw))  # type: ignore[no-any-return]
+        return strip_result(self._ns, _codec.decode_delete_range_response(raw, self._wire_ids))  # type: ignore[no-any-return]
 
     async def delete(self, key: str | bytes, *, prev_kv: bool = False) -> DeleteResult:
         """Delete ``key``; ``.deleted`` is 0 if it did not exist."""
@@ -316,7 +314,7 @@ class KVMixin:
         """
         request = encode_txn(self._ns, *check_txn(compare, success, failure))
         raw = await self._call_raw(_TXN, request, repeatable=False)
-        return strip_result(self._ns, _codec.decode_txn_response(raw))  # type: ignore[no-any-return]
+        return strip_result(self._ns, _codec.decode_txn_response(raw, self._wire_ids))  # type: ignore[no-any-return]
 
     async def compact(self, revision: int, *, physical: bool = False) -> CompactResult:
         """

@@ -112,6 +112,7 @@ class Client(
         self._tg = task_group
         self._timeout = timeout
         self._ns = Namespace(namespace)
+        self._wire_ids: dict[bytes, tuple[int, int]] = {}  # the codec's memo (_codec_decode)
         self._watch_stream: WatchStream | None = None
         self._keepalive_stream: KeepAliveStream | None = None
         self._credentials = credentials
