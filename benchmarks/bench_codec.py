@@ -22,15 +22,14 @@ from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
+if not __package__:  # run as a script rather than with -m: this checkout's package and tests
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 from etcdanyio import _codec, _codec_calls, _speedups
 from etcdanyio._pb import etcdserverpb as pb
 from etcdanyio._pb import mvccpb
 from etcdanyio.lease import LeaseGrantResult
 from etcdanyio.types import ResponseHeader
-
-if not __package__:  # run as a script rather than with -m: make `tests` importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 from tests._reference import put_from_pb, range_from_pb
 
 KEY = b"bench/key/000001"  # 16 bytes

@@ -12,7 +12,7 @@ from ._pager import RangePager
 from ._requests import check_int, get_args, key_range, put_args, range_fields
 from ._speedups import codec as _codec
 from ._txn import check_txn, encode_txn
-from ._types import (
+from .types import (
     CompactResult,
     DeleteResult,
     KeyValue,
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     import betterproto2
 
     from ._codec_decode import IdMemo
-    from ._txn import Compare, Op
+    from .txn import Compare, Op
 
 M = TypeVar("M", bound="betterproto2.Message")
 

@@ -54,6 +54,8 @@ class LeaseMixin:
     _keepalive_stream: KeepAliveStream | None
     _timeout: float | None
     _cleanups: Cleanups
+    #: the codec's memo of the IDs in this client's responses (set by the client)
+    _wire_ids: dict[bytes, tuple[int, int]]
 
     def _stream_metadata(self) -> bytes:
         raise NotImplementedError
@@ -151,13 +153,13 @@ class LeaseMixin:
         """
         request = calls.encode_lease_grant(_check_ttl(ttl), check_int(id, "id"))
         raw = await self._call_raw(_GRANT, request, repeatable=bool(id), write=True)
-        return calls.decode_lease_grant_response(raw)
+        return calls.decode_lease_grant_response(raw, self._wire_ids)
 
     async def lease_revoke(self, lease_id: Any) -> ResponseHeader:
         """Revoke a lease: its keys are deleted. :raises LeaseNotFoundError: if it is gone."""
         request = calls.encode_lease_revoke(_lease_id(lease_id))
         raw = await self._call_raw(_REVOKE, request, repeatable=True, write=True)
-        return calls.decode_lease_revoke_response(raw)
+        return calls.decode_lease_revoke_response(raw, self._wire_ids)
 
     async def lease_time_to_live(
         self, lease_id: Any, *, keys: bool = False
@@ -165,7 +167,7 @@ class LeaseMixin:
         """The lease's remaining TTL (``-1``: it does not exist); its keys with ``keys=True``."""
         request = calls.encode_lease_time_to_live(_lease_id(lease_id), bool(keys))
         raw = await self._call_raw(_TTL, request, repeatable=True)
-        result = calls.decode_lease_time_to_live_response(raw)
+        result = calls.decode_lease_time_to_live_response(raw, self._wire_ids)
         if result.keys:
             result = dataclasses.replace(result, keys=[self._ns.strip(k) for k in result.keys])
         return result
