@@ -158,9 +158,7 @@ class KVMixin:
     def _encode_get(self, key: str | bytes, revision: int, serializable: bool) -> bytes:
         """The RangeRequest of :meth:`get` and :meth:`get_result`, validated."""
         start, revision, serializable = get_args(key, revision, serializable)
-        return _codec.encode_range(
-            self._ns.key(start), revision=revision, serializable=serializable
-        )
+        return _codec.encode_range(self._ns.key(start), b"", 0, revision, 0, 0, serializable)
 
     async def get_prefix(self, prefix: str | bytes, **options: Any) -> RangeResult:
         """

@@ -194,8 +194,8 @@ def put_args(
         and ignore_value is False
         and ignore_lease is False
     ):
-        # A plain put, the common case: only the key and the value to check.
-        return to_key(key), to_bytes(value, "value"), 0, False, False, False
+        key_, value_ = plain_put(key, value)
+        return key_, value_, 0, False, False, False
     if ignore_value:
         if value is not None and value not in (b"", ""):
             raise ValueError("ignore_value=True keeps the current value; pass no value")
@@ -216,9 +216,17 @@ def put_args(
     )
 
 
+def plain_put(key: object, value: object) -> tuple[bytes, bytes]:
+    """The validated key and value of a put without options (the common case of
+    :func:`put_args`, also taken directly by ``txn.put``)."""
+    return to_key(key), to_bytes(value, "value")
+
+
 def get_args(key: object, revision: object, serializable: object) -> tuple[bytes, int, bool]:
     """
     The validated fields of a one-key read (``get``), before the namespace: key, revision,
     serializable. The checks of :func:`key_range` and :func:`range_fields` for them.
     """
+    if revision == 0 and type(revision) is int and type(serializable) is bool:
+        return to_key(key), 0, serializable  # the common case: only the key to check
     return to_key(key), check_int(revision, "revision"), bool(serializable)

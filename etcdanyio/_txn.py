@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from ._construct import new, slot_setters
 from ._keys import Namespace, to_bytes
-from ._requests import check_int, key_range, lease_id, put_args, range_fields
+from ._requests import check_int, key_range, lease_id, plain_put, put_args, range_fields
 from ._speedups import codec as _codec
 
 if TYPE_CHECKING:
@@ -289,8 +289,8 @@ def put(
         and ignore_lease is False
         and value is not None
     ):
-        # The common case (a transaction of many plain puts): put_args() checks key and value.
-        key_, value_, _, _, _, _ = put_args(key, value)
+        # The common case (a transaction of many plain puts): only key and value to check.
+        key_, value_ = plain_put(key, value)
         op: Put = new(Put)
         _put_key(op, key_)
         _put_value(op, value_)
