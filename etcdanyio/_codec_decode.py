@@ -2,7 +2,7 @@
 The decoders of the hand-written protobuf codec: the responses of the hot calls.
 
 ``Range``, ``Put``, ``DeleteRange`` and ``Txn`` responses go straight to the
-result types (built through :mod:`._construct`), ``LeaseKeepAlive`` to a pair of
+result types (built through :mod:`._codec_construct`), ``LeaseKeepAlive`` to a pair of
 ints; the primitives here (varints, skipping, headers, KeyValues) also serve
 ``_codec_watch`` and ``_codec_calls``. They follow the protobuf rules: unknown
 fields (and known fields with the wrong wire type) are skipped, the last value
@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ._construct import (
+from ._codec_construct import (
     kv_create,
     kv_key,
     kv_lease,

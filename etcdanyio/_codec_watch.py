@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, NamedTuple
 
+from ._codec_construct import new, slot_setters
 from ._codec_decode import (
     _EMPTY_KV,
     _INT64_MAX,
@@ -21,7 +22,6 @@ from ._codec_decode import (
     _Truncated,
     _varint,
 )
-from ._construct import new, slot_setters
 from .watch import Event, EventType
 
 if TYPE_CHECKING:
@@ -92,7 +92,7 @@ class EventCache:
 #: the bound of a watch stream's :class:`EventCache`
 EVENT_CACHE_BYTES = 4 << 20
 
-# Event(...) through the slot descriptors, as _construct does for KeyValue: its frozen
+# Event(...) through the slot descriptors, as _codec_construct does for KeyValue: its frozen
 # dataclass __init__ costs more than decoding a small event.
 _ev_type, _ev_kv, _ev_prev = slot_setters(Event)
 

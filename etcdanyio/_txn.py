@@ -12,7 +12,7 @@ import dataclasses
 import enum
 from typing import TYPE_CHECKING
 
-from ._construct import new, slot_setters
+from ._codec_construct import new, slot_setters
 from ._keys import Namespace, to_bytes
 from ._requests import check_int, key_range, lease_id, plain_put, put_args, range_fields
 from ._speedups import codec as _codec

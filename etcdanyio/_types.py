@@ -3,7 +3,7 @@ The result types (re-exported by :mod:`etcdanyio.types`): frozen dataclasses, da
 
 The hot responses (KV, transactions, watch, leases, status, member list) are decoded
 straight into them by the wire codec (``_codec_decode``, built through
-``_construct``); the colder ones are converted from betterproto2 messages by the
+``_codec_construct``); the colder ones are converted from betterproto2 messages by the
 ``from_pb`` functions here, so generated classes never reach users.
 """
 

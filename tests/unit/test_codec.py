@@ -20,7 +20,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from etcdanyio import _codec
-from etcdanyio._construct import make_delete, make_header, make_kv, make_put, make_range
+from etcdanyio._codec_construct import make_delete, make_header, make_kv, make_put, make_range
 from etcdanyio._pb import etcdserverpb as pb
 from etcdanyio._pb import mvccpb
 from etcdanyio.types import DeleteResult, KeyValue, PutResult, RangeResult, ResponseHeader
