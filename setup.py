@@ -20,7 +20,7 @@ ext_modules = []
 copies: list[Path] = []
 if os.environ.get("ETCDANYIO_COMPILE", "") not in ("", "0"):
     sys.path.insert(0, str(Path(__file__).resolve().parent / "scripts"))
-    from build_compiled import ROOT
+    from build_compiled import GROUP, ROOT
     from build_compiled import copies as write_copies
 
     try:
@@ -32,7 +32,9 @@ if os.environ.get("ETCDANYIO_COMPILE", "") not in ("", "0"):
         ) from exc
 
     copies = write_copies()
-    ext_modules = mypycify([str(p.relative_to(ROOT)) for p in copies], opt_level="3")
+    ext_modules = mypycify(
+        [str(p.relative_to(ROOT)) for p in copies], opt_level="3", group_name=GROUP
+    )
 try:
     setup(ext_modules=ext_modules)
 finally:

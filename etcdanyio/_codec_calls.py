@@ -12,18 +12,29 @@ therefore lands in the other table and is ignored, as protobuf says.
 
 from __future__ import annotations
 
-from ._codec import (
+from typing import TYPE_CHECKING
+
+from ._codec_decode import (
     _INT64_MAX,
     _TWO64,
     _header,
-    _int64,
     _malformed,
     _skip,
     _Truncated,
     _varint,
 )
-from ._lease import LeaseGrantResult, LeaseTimeToLiveResult
-from .types import _EMPTY_HEADER, Member, ResponseHeader, StatusResult
+from ._codec_encode import _int64
+from ._types import (
+    _EMPTY_HEADER,
+    LeaseGrantResult,
+    LeaseTimeToLiveResult,
+    Member,
+    ResponseHeader,
+    StatusResult,
+)
+
+if TYPE_CHECKING:
+    from ._codec_decode import IdMemo
 
 __all__ = [
     "decode_lease_grant_response",
@@ -71,7 +82,7 @@ def encode_member_list(linearizable: bool) -> bytes:
 
 
 def _scan(
-    data: bytes, start: int, end: int, with_header: bool
+    data: bytes, start: int, end: int, with_header: bool, ids: IdMemo | None
 ) -> tuple[ResponseHeader, dict[int, int], dict[int, list[bytes]]]:
     """The fields of ``data[start:end]``: the header (field 1, if ``with_header``), the
     varint fields (the last one wins, unsigned) and the length-delimited fields (each
@@ -101,7 +112,7 @@ def _scan(
             if stop > end:
                 raise _Truncated
             if tag == 0x0A and with_header:
-                header = _header(data, pos, stop, header)
+                header = _header(data, pos, stop, header, ids)
             else:
                 number = tag >> 3
                 chunk = data[pos:stop]
@@ -117,9 +128,11 @@ def _scan(
     return header or _EMPTY_HEADER, ints, blobs
 
 
-def _fields(data: bytes) -> tuple[ResponseHeader, dict[int, int], dict[int, list[bytes]]]:
+def _fields(
+    data: bytes, ids: IdMemo | None
+) -> tuple[ResponseHeader, dict[int, int], dict[int, list[bytes]]]:
     try:
-        return _scan(data, 0, len(data), True)
+        return _scan(data, 0, len(data), True, ids)
     except (IndexError, _Truncated):
         raise _malformed("truncated input") from None
 
@@ -137,21 +150,23 @@ def _text(chunk: bytes) -> str:
         raise _malformed("a string that is not UTF-8") from None
 
 
-def decode_lease_grant_response(data: bytes) -> LeaseGrantResult:
+def decode_lease_grant_response(data: bytes, ids: IdMemo | None = None) -> LeaseGrantResult:
     """An ``etcdserverpb.LeaseGrantResponse`` (ID = 2, TTL = 3; the error string is unused)."""
-    header, ints, _ = _fields(data)
+    header, ints, _ = _fields(data, ids)
     return LeaseGrantResult(header, _int(ints, 2), _int(ints, 3))
 
 
-def decode_lease_revoke_response(data: bytes) -> ResponseHeader:
+def decode_lease_revoke_response(data: bytes, ids: IdMemo | None = None) -> ResponseHeader:
     """The header of an ``etcdserverpb.LeaseRevokeResponse``."""
-    return _fields(data)[0]
+    return _fields(data, ids)[0]
 
 
-def decode_lease_time_to_live_response(data: bytes) -> LeaseTimeToLiveResult:
+def decode_lease_time_to_live_response(
+    data: bytes, ids: IdMemo | None = None
+) -> LeaseTimeToLiveResult:
     """An ``etcdserverpb.LeaseTimeToLiveResponse`` (ID = 2, TTL = 3, grantedTTL = 4,
     keys = 5)."""
-    header, ints, blobs = _fields(data)
+    header, ints, blobs = _fields(data, ids)
     keys = blobs.get(5, [])
     return LeaseTimeToLiveResult(header, _int(ints, 2), _int(ints, 3), _int(ints, 4), keys)
 
@@ -160,7 +175,7 @@ def _member(data: bytes) -> Member:
     """``etcdserverpb.Member``: ID = 1 (uint64), name = 2, peerURLs = 3, clientURLs = 4,
     isLearner = 5."""
     try:
-        _, ints, blobs = _scan(data, 0, len(data), False)
+        _, ints, blobs = _scan(data, 0, len(data), False, None)
     except (IndexError, _Truncated):
         raise _malformed("truncated input") from None
     names = blobs.get(2)
@@ -173,16 +188,16 @@ def _member(data: bytes) -> Member:
     )
 
 
-def decode_member_list_response(data: bytes) -> list[Member]:
+def decode_member_list_response(data: bytes, ids: IdMemo | None = None) -> list[Member]:
     """The members of an ``etcdserverpb.MemberListResponse`` (members = 2)."""
-    return [_member(m) for m in _fields(data)[2].get(2, ())]
+    return [_member(m) for m in _fields(data, ids)[2].get(2, ())]
 
 
-def decode_status_response(data: bytes) -> StatusResult:
+def decode_status_response(data: bytes, ids: IdMemo | None = None) -> StatusResult:
     """An ``etcdserverpb.StatusResponse``: version = 2, dbSize = 3, leader = 4,
     raftIndex = 5, raftTerm = 6, raftAppliedIndex = 7, errors = 8, dbSizeInUse = 9,
     isLearner = 10 (later fields are not read)."""
-    header, ints, blobs = _fields(data)
+    header, ints, blobs = _fields(data, ids)
     versions = blobs.get(2)
     return StatusResult(
         header,

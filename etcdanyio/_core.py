@@ -84,6 +84,8 @@ class Core:
         self.tg = task_group
         self.timeout = timeout
         self.ns = Namespace(namespace)
+        #: the codec's memo of the IDs in this client's responses (``_codec_decode.IdMemo``)
+        self.wire_ids: dict[bytes, tuple[int, int]] = {}
         self.credentials = credentials
         #: the encoded ``token`` metadata of every call (empty without auth)
         self.token_metadata = b""

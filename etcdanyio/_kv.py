@@ -5,14 +5,14 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING, Any
 
-from . import txn as _txn
-from ._keys import Namespace, to_bytes, to_key
+from . import _txn
+from ._keys import Namespace, to_bytes
 from ._lazy import etcdserverpb as pb  # imported on first use
 from ._pager import RangePager
-from ._requests import check_int, key_range, put_fields, range_fields
+from ._requests import check_int, get_args, key_range, put_args, range_fields
 from ._service import Service
 from ._speedups import codec as _codec
-from .txn import check_txn, encode_txn
+from ._txn import check_txn, encode_txn
 from .types import (
     CompactResult,
     DeleteResult,
@@ -82,17 +82,16 @@ class KVMixin(Service):
         :return: the result, with ``.header.revision`` of the write
         :raises LeaseNotFoundError: if the lease does not exist
         """
-        fields = put_fields(
-            self._core.ns,
-            key,
-            value,
-            lease=lease,
-            prev_kv=prev_kv,
-            ignore_value=ignore_value,
-            ignore_lease=ignore_lease,
+        key_, value_, lease_, prev_kv_, ignore_value_, ignore_lease_ = put_args(
+            key, value, lease, prev_kv, ignore_value, ignore_lease
         )
-        raw = await self._core.call_raw(_PUT, _codec.encode_put(**fields), repeatable=False)
-        return strip_result(self._core.ns, _codec.decode_put_response(raw))  # type: ignore[no-any-return]
+        core = self._core
+        ns = core.ns
+        request = _codec.encode_put(
+            ns.key(key_), value_, lease_, prev_kv_, ignore_value_, ignore_lease_
+        )
+        raw = await core.call_raw(_PUT, request, repeatable=False)
+        return strip_result(ns, _codec.decode_put_response(raw, core.wire_ids))  # type: ignore[no-any-return]
 
     async def _range(self, key: bytes, range_end: bytes, **options: Any) -> RangeResult:
         return await self._send_range(
@@ -101,10 +100,11 @@ class KVMixin(Service):
 
     async def _send_range(self, request: bytes) -> RangeResult:
         """Send an encoded RangeRequest; the result with the namespace stripped."""
+        core = self._core
         result = _codec.decode_range_response(
-            await self._core.call_raw(_RANGE, request, repeatable=True)
+            await core.call_raw(_RANGE, request, repeatable=True), core.wire_ids
         )
-        return strip_result(self._core.ns, result)  # type: ignore[no-any-return]
+        return strip_result(core.ns, result)  # type: ignore[no-any-return]
 
     async def get(
         self, key: str | bytes, *, revision: int = 0, serializable: bool = False
@@ -139,14 +139,8 @@ class KVMixin(Service):
 
     def _encode_get(self, key: str | bytes, revision: int, serializable: bool) -> bytes:
         """The RangeRequest of :meth:`get` and :meth:`get_result`, validated."""
-        if revision == 0 and type(revision) is int and type(serializable) is bool:
-            # The common case, with the checks key_range() and range_fields() make.
-            return _codec.encode_range(self._core.ns.key(to_key(key)), serializable=serializable)
-        start, _ = key_range(key)
-        fields = range_fields(
-            self._core.ns, start, b"", revision=revision, serializable=serializable
-        )
-        return _codec.encode_range(**fields)
+        start, revision, serializable = get_args(key, revision, serializable)
+        return _codec.encode_range(self._core.ns.key(start), b"", 0, revision, 0, 0, serializable)
 
     async def get_prefix(self, prefix: str | bytes, **options: Any) -> RangeResult:
         """
@@ -263,8 +257,10 @@ class KVMixin(Service):
         request = _codec.encode_delete_range(
             self._core.ns.key(key), self._core.ns.range_end(range_end), bool(prev_kv)
         )
-        raw = await self._core.call_raw(_DELETE, request, repeatable=False)
-        return strip_result(self._core.ns, _codec.decode_delete_range_response(raw))  # type: ignore[no-any-return]
+        core = self._core
+        raw = await core.call_raw(_DELETE, request, repeatable=False)
+        result = _codec.decode_delete_range_response(raw, core.wire_ids)
+        return strip_result(core.ns, result)  # type: ignore[no-any-return]
 
     async def delete(self, key: str | bytes, *, prev_kv: bool = False) -> DeleteResult:
         """Delete ``key``; ``.deleted`` is 0 if it did not exist."""
@@ -298,9 +294,10 @@ class KVMixin(Service):
         :return: ``.succeeded`` and one typed result per operation (``.responses``)
         :raises DuplicateKeyError: if two operations write the same key
         """
-        request = encode_txn(self._core.ns, *check_txn(compare, success, failure))
-        raw = await self._core.call_raw(_TXN, request, repeatable=False)
-        return strip_result(self._core.ns, _codec.decode_txn_response(raw))  # type: ignore[no-any-return]
+        core = self._core
+        request = encode_txn(core.ns, *check_txn(compare, success, failure))
+        raw = await core.call_raw(_TXN, request, repeatable=False)
+        return strip_result(core.ns, _codec.decode_txn_response(raw, core.wire_ids))  # type: ignore[no-any-return]
 
     async def compact(self, revision: int, *, physical: bool = False) -> CompactResult:
         """

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import random
 from contextlib import asynccontextmanager
@@ -13,6 +12,7 @@ import anyio
 from ._cleanup import Write, now_or_later
 from ._error_table import lease_not_found
 from ._keepalive import LeaseLost
+from ._types import LeaseGrantResult, LeaseTimeToLiveResult
 from .errors import LeaseExistsError, LeaseExpiredError, LeaseNotFoundError
 
 if TYPE_CHECKING:
@@ -20,36 +20,9 @@ if TYPE_CHECKING:
 
     from ._client import Client
     from ._keepalive import Registration
-    from .types import ResponseHeader
 
 
 logger = logging.getLogger("etcdanyio.lease")
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class LeaseGrantResult:
-    """What :meth:`Client.lease_grant` returns: the new lease's ID and granted TTL."""
-
-    header: ResponseHeader
-    #: the lease ID
-    id: int
-    #: the TTL the server granted (it may raise a short one to its minimum)
-    ttl: int
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class LeaseTimeToLiveResult:
-    """What :meth:`Client.lease_time_to_live` returns: a lease's remaining and granted TTL."""
-
-    header: ResponseHeader
-    #: the lease ID
-    id: int
-    #: seconds left; -1 if the lease does not exist (expired or revoked)
-    ttl: int
-    #: the TTL granted at creation (or at the last keepalive)
-    granted_ttl: int
-    #: the keys attached, if ``keys=True`` was asked
-    keys: list[bytes]
 
 
 class Lease(anyio.AsyncContextManagerMixin):

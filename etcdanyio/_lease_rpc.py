@@ -12,12 +12,13 @@ from . import _codec_calls as calls
 from ._error_table import lease_not_found, translate
 from ._grpc import GrpcError, TransportError
 from ._lazy import etcdserverpb as pb  # imported on first use
-from ._lease import Lease, LeaseGrantResult, LeaseTimeToLiveResult
+from ._lease import Lease
 from ._requests import check_int, check_optional_seconds, lease_id
 from ._service import Service
 from ._speedups import codec
 
 if TYPE_CHECKING:
+    from ._types import LeaseGrantResult, LeaseTimeToLiveResult
     from .types import ResponseHeader
 
 
@@ -105,13 +106,13 @@ class LeaseMixin(Service):
         """
         request = calls.encode_lease_grant(_check_ttl(ttl), check_int(id, "id"))
         raw = await self._core.call_raw(_GRANT, request, repeatable=bool(id), write=True)
-        return calls.decode_lease_grant_response(raw)
+        return calls.decode_lease_grant_response(raw, self._core.wire_ids)
 
     async def lease_revoke(self, lease_id: Any) -> ResponseHeader:
         """Revoke a lease: its keys are deleted. :raises LeaseNotFoundError: if it is gone."""
         request = calls.encode_lease_revoke(_lease_id(lease_id))
         raw = await self._core.call_raw(_REVOKE, request, repeatable=True, write=True)
-        return calls.decode_lease_revoke_response(raw)
+        return calls.decode_lease_revoke_response(raw, self._core.wire_ids)
 
     async def lease_time_to_live(
         self, lease_id: Any, *, keys: bool = False
@@ -119,7 +120,7 @@ class LeaseMixin(Service):
         """The lease's remaining TTL (``-1``: it does not exist); its keys with ``keys=True``."""
         request = calls.encode_lease_time_to_live(_lease_id(lease_id), bool(keys))
         raw = await self._core.call_raw(_TTL, request, repeatable=True)
-        result = calls.decode_lease_time_to_live_response(raw)
+        result = calls.decode_lease_time_to_live_response(raw, self._core.wire_ids)
         if result.keys:
             result = dataclasses.replace(result, keys=[self._core.ns.strip(k) for k in result.keys])
         return result

@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 
 from ._grpc._status import NamedIntEnum
 from ._keys import prefix_range_end, to_bytes, to_key
-from ._lazy import etcdserverpb as pb  # imported on first use
 
 if TYPE_CHECKING:
     from ._keys import Namespace
@@ -50,8 +49,13 @@ def _enum(value: object, cls: type[SortOrder] | type[SortTarget], what: str) -> 
     raise ValueError(f"{what} must be a {cls.__name__} or one of {names}, got {value!r}")
 
 
+_INT64_LIMIT = 2**63
+
+
 def check_int(value: object, what: str, *, minimum: int = 0) -> int:
     """An ``int`` (not a bool) of at least ``minimum``."""
+    if type(value) is int and minimum <= value < _INT64_LIMIT:
+        return value  # the common case, first
     if not isinstance(value, int) or isinstance(value, bool):
         raise TypeError(f"{what} must be an int, got {value!r} ({type(value).__name__})")
     if value < minimum:
@@ -59,7 +63,7 @@ def check_int(value: object, what: str, *, minimum: int = 0) -> int:
             raise ValueError(f"{what} must be a positive int, got {value}")
         qualifier = "negative" if minimum == 0 else f"below {minimum}"
         raise ValueError(f"{what} must not be {qualifier}, got {value}")
-    if value >= 2**63:
+    if value >= _INT64_LIMIT:
         raise ValueError(f"{what} must fit in 64 bits, got {value}")
     return value
 
@@ -171,24 +175,27 @@ def range_fields(
     }
 
 
-def range_request(ns: Namespace, key: bytes, range_end: bytes, **options: Any) -> pb.RangeRequest:
-    fields = range_fields(ns, key, range_end, **options)
-    fields["sort_order"] = pb.RangeRequestSortOrder(fields["sort_order"])
-    fields["sort_target"] = pb.RangeRequestSortTarget(fields["sort_target"])
-    return pb.RangeRequest(**fields)
-
-
-def put_fields(
-    ns: Namespace,
+def put_args(
     key: object,
     value: object,
-    *,
     lease: object = None,
-    prev_kv: bool = False,
-    ignore_value: bool = False,
-    ignore_lease: bool = False,
-) -> dict[str, Any]:
-    """Validated PutRequest fields, keyed by their proto names."""
+    prev_kv: object = False,
+    ignore_value: object = False,
+    ignore_lease: object = False,
+) -> tuple[bytes, bytes, int, bool, bool, bool]:
+    """
+    The validated fields of a PutRequest, in field order and before the namespace: key,
+    value, lease ID, prev_kv, ignore_value, ignore_lease.
+    """
+    if (
+        value is not None
+        and lease is None
+        and prev_kv is False
+        and ignore_value is False
+        and ignore_lease is False
+    ):
+        key_, value_ = plain_put(key, value)
+        return key_, value_, 0, False, False, False
     if ignore_value:
         if value is not None and value not in (b"", ""):
             raise ValueError("ignore_value=True keeps the current value; pass no value")
@@ -199,23 +206,27 @@ def put_fields(
         data = to_bytes(value, "value")
     if ignore_lease and lease is not None:
         raise ValueError("ignore_lease=True keeps the current lease; pass no lease")
-    return {
-        "key": ns.key(to_key(key)),
-        "value": data,
-        "lease": lease_id(lease),
-        "prev_kv": bool(prev_kv),
-        "ignore_value": bool(ignore_value),
-        "ignore_lease": bool(ignore_lease),
-    }
-
-
-def put_request(ns: Namespace, key: object, value: object, **options: Any) -> pb.PutRequest:
-    return pb.PutRequest(**put_fields(ns, key, value, **options))
-
-
-def delete_request(
-    ns: Namespace, key: bytes, range_end: bytes, *, prev_kv: bool = False
-) -> pb.DeleteRangeRequest:
-    return pb.DeleteRangeRequest(
-        key=ns.key(key), range_end=ns.range_end(range_end), prev_kv=bool(prev_kv)
+    return (
+        to_key(key),
+        data,
+        lease_id(lease),
+        bool(prev_kv),
+        bool(ignore_value),
+        bool(ignore_lease),
     )
+
+
+def plain_put(key: object, value: object) -> tuple[bytes, bytes]:
+    """The validated key and value of a put without options (the common case of
+    :func:`put_args`, also taken directly by ``txn.put``)."""
+    return to_key(key), to_bytes(value, "value")
+
+
+def get_args(key: object, revision: object, serializable: object) -> tuple[bytes, int, bool]:
+    """
+    The validated fields of a one-key read (``get``), before the namespace: key, revision,
+    serializable. The checks of :func:`key_range` and :func:`range_fields` for them.
+    """
+    if revision == 0 and type(revision) is int and type(serializable) is bool:
+        return to_key(key), 0, serializable  # the common case: only the key to check
+    return to_key(key), check_int(revision, "revision"), bool(serializable)

@@ -41,6 +41,8 @@ class CallPath(Protocol):
     ns: Namespace
     #: the default deadline (seconds) of every unary call
     timeout: float | None
+    #: the codec's memo of the IDs in this client's responses (``_codec_decode.IdMemo``)
+    wire_ids: dict[bytes, tuple[int, int]]
     #: background clean-ups (revokes and deletes) that outlive a scope
     cleanups: Cleanups
     #: per-key exclusion of this client's lock and campaign keys (sessions share leases)

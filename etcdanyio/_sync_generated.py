@@ -24,12 +24,12 @@ if TYPE_CHECKING:
     from etcdanyio._auth import AuthStatus, Permission, RolePermission
     from etcdanyio._election_rpc import LeaderKey
     from etcdanyio._http import VersionResult
-    from etcdanyio._lease import LeaseGrantResult, LeaseTimeToLiveResult
     from etcdanyio._maintenance import SupportsWrite
     from etcdanyio._sync_client import Client
     from etcdanyio._sync_loop import Loop
     from etcdanyio._sync_scopes import Lease
     from etcdanyio._telemetry import RpcObserver
+    from etcdanyio._types import LeaseGrantResult, LeaseTimeToLiveResult
     from etcdanyio.client import Client as AsyncClient
     from etcdanyio.election import Election as AsyncElection
     from etcdanyio.election import Leadership as AsyncLeadership

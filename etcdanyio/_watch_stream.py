@@ -261,6 +261,9 @@ class WatchStream:
         self._tg = task_group
         self._ns = ns
         self._live: set[Watcher] = set()
+        #: the codec's memos: events decoded for several watchers, and ID varints
+        self._events = codec.EventCache(codec.EVENT_CACHE_BYTES)
+        self._ids: dict[bytes, tuple[int, int]] = {}
         self._by_id: dict[int, Watcher] = {}
         self._next_id = 0
         self._outbox: collections.deque[bytes] = collections.deque()
@@ -443,7 +446,8 @@ class WatchStream:
             if data is None:
                 return
             # The event cache pays only when several watchers may get the same events.
-            self._dispatch(_decode_watch_response(data, len(self._live) > 1))
+            events = self._events if len(self._live) > 1 else None
+            self._dispatch(_decode_watch_response(data, events, self._ids))
 
     def _dispatch(self, response: WatchResponse) -> None:
         watch_id = response.watch_id

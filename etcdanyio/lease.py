@@ -13,8 +13,9 @@ cancelled and :class:`~etcdanyio.LeaseExpiredError` is raised from the
 ``async with`` as itself.
 """
 
-from ._lease import Lease, LeaseGrantResult, LeaseTimeToLiveResult
+from ._lease import Lease
 from ._public import publish as _publish
+from ._types import LeaseGrantResult, LeaseTimeToLiveResult
 
 __all__ = ["Lease", "LeaseGrantResult", "LeaseTimeToLiveResult"]
 

@@ -1,7 +1,8 @@
 """
-Build the optional compiled fast path in place: ``etcdanyio/_codec.py`` compiled
-by mypyc into the extension module ``etcdanyio._codec_c`` (``etcdanyio/_speedups.py``
-picks it up; ``ETCDANYIO_PURE_PYTHON=1`` ignores it).
+Build the optional compiled fast path in place: the modules of the wire codec
+(``etcdanyio/_codec_encode.py``, ``_codec_decode.py``, ``_codec_watch.py``) compiled
+together by mypyc into the extension modules ``etcdanyio.<name>_c``
+(``etcdanyio/_speedups.py`` picks them up; ``ETCDANYIO_PURE_PYTHON=1`` ignores them).
 
     python scripts/build_compiled.py [--optional] [--clean]
 
@@ -26,22 +27,44 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "etcdanyio"
-#: the pure modules that have a compiled build (``<name>_c``)
-MODULES = ("_codec",)
+#: the pure modules that have a compiled build (``<name>_c``): the parts of ``_codec``
+MODULES = ("_codec_encode", "_codec_decode", "_codec_watch")
+#: the name of the library mypyc builds the modules into (``etcdanyio/_codec_c__mypyc.*``):
+#: compiled together, they call each other's functions natively
+GROUP = "etcdanyio._codec_c"
+#: what builds them in place: mypyc's command line, with the group named
+SETUP = """\
+import sys
+from setuptools import setup
+from mypyc.build import mypycify
+paths, opt_level, group = sys.argv[1:-1], sys.argv[-1], {group!r}
+sys.argv[1:] = ["build_ext", "--inplace", "--build-temp", "build"]
+setup(name="etcdanyio_compiled", ext_modules=mypycify(paths, opt_level=opt_level, group_name=group))
+"""
+
+
+def compiled_source(name: str) -> bytes:
+    """The source of ``<name>_c``: the module's, importing its siblings' compiled builds,
+    plus ``SOURCE_SHA256`` (of the module's own source, which ``_speedups`` checks)."""
+    source = (PACKAGE / f"{name}.py").read_bytes()
+    digest = hashlib.sha256(source).hexdigest()
+    for sibling in MODULES:
+        source = source.replace(
+            f"from .{sibling} import".encode(), f"from .{sibling}_c import".encode()
+        )
+    return (
+        source
+        + b"\n\n# Written by scripts/build_compiled.py: the source this build came from.\n"
+        + f'SOURCE_SHA256 = "{digest}"\n'.encode()
+    )
 
 
 def copies() -> list[Path]:
-    """Write ``<name>_c.py`` beside each module: its source plus ``SOURCE_SHA256``."""
+    """Write ``<name>_c.py`` beside each module (:func:`compiled_source`)."""
     out = []
     for name in MODULES:
-        source = (PACKAGE / f"{name}.py").read_bytes()
-        digest = hashlib.sha256(source).hexdigest()
         copy = PACKAGE / f"{name}_c.py"
-        copy.write_bytes(
-            source
-            + b"\n\n# Written by scripts/build_compiled.py: the source this build came from.\n"
-            + f'SOURCE_SHA256 = "{digest}"\n'.encode()
-        )
+        copy.write_bytes(compiled_source(name))
         out.append(copy)
     return out
 
@@ -50,8 +73,8 @@ def clean() -> None:
     for name in MODULES:
         for path in PACKAGE.glob(f"{name}_c.*"):
             path.unlink()
-        for path in PACKAGE.glob(f"{name}_c__mypyc.*"):
-            path.unlink()
+    for path in PACKAGE.glob(f"{GROUP.rpartition('.')[2]}__mypyc.*"):
+        path.unlink()
 
 
 def main() -> int:
@@ -66,9 +89,14 @@ def main() -> int:
     suffix = sysconfig.get_config_var("EXT_SUFFIX")
     try:
         result = subprocess.run(
-            [sys.executable, "-m", "mypyc", *(str(p.relative_to(ROOT)) for p in paths)],
+            [
+                sys.executable,
+                "-c",
+                SETUP.format(group=GROUP),
+                *(str(p.relative_to(ROOT)) for p in paths),
+                os.environ.get("MYPYC_OPT_LEVEL", "3"),
+            ],
             cwd=ROOT,
-            env={**os.environ, "MYPYC_OPT_LEVEL": os.environ.get("MYPYC_OPT_LEVEL", "3")},
             capture_output=True,
             text=True,
             check=False,

@@ -2,7 +2,7 @@
 The hand-written wire codec (``etcdanyio._codec``) against betterproto2.
 
 Encoders must produce exactly ``bytes(pb.X(...))``; decoders must agree with
-``Result.from_pb(pb.X.parse(data))`` on anything betterproto2 parses correctly,
+``tests._reference``'s conversion of ``pb.X.parse(data)`` on anything betterproto2 parses correctly,
 and follow the protobuf rules where it does not (merging a repeated singular
 message, wrong wire types, truncation, groups). Wire bytes for the unusual
 cases are built here by hand from the encoding rules.
@@ -20,21 +20,12 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from etcdanyio import _codec
+from etcdanyio._codec_construct import make_delete, make_header, make_kv, make_put, make_range
 from etcdanyio._pb import etcdserverpb as pb
 from etcdanyio._pb import mvccpb
-from etcdanyio.types import (
-    DeleteResult,
-    KeyValue,
-    PutResult,
-    RangeResult,
-    ResponseHeader,
-    _make_delete,
-    _make_header,
-    _make_kv,
-    _make_put,
-    _make_range,
-)
+from etcdanyio.types import DeleteResult, KeyValue, PutResult, RangeResult, ResponseHeader
 from etcdanyio.watch import Event, EventType
+from tests._reference import delete_from_pb, put_from_pb, range_from_pb
 from tests.unit.codec_builds import build_id, codec_builds
 
 if TYPE_CHECKING:
@@ -46,10 +37,27 @@ pytestmark = pytest.mark.unit
 @pytest.fixture(scope="module", autouse=True, params=codec_builds(), ids=build_id)
 def codec_build(request: pytest.FixtureRequest) -> Iterator[None]:
     """Run every test of this module against each build of the codec (see codec_builds)."""
-    global _codec
+    global _codec, IDS, EVENTS
     saved, _codec = _codec, request.param
+    IDS, EVENTS = {}, _codec.EventCache(_codec.EVENT_CACHE_BYTES)
     yield
     _codec = saved
+
+
+#: a memo of ID varints and a cache of events shared by the tests of one build, as a
+#: client's and a watch stream's are by their responses
+IDS: _codec.IdMemo = {}
+EVENTS = _codec.EventCache(_codec.EVENT_CACHE_BYTES)
+
+
+def decoded(decode: Callable[..., Any], data: bytes) -> Any:
+    """``decode(data)`` without a memo of IDs, with a fresh one and with a warm one: all
+    equal; that result."""
+    plain = decode(data)
+    assert decode(data, {}) == plain
+    assert decode(data, IDS) == plain
+    assert decode(data, IDS) == plain
+    return plain
 
 
 INT64_MIN, INT64_MAX, UINT64_MAX = -(2**63), 2**63 - 1, 2**64 - 1
@@ -263,20 +271,22 @@ def test_decode_range_response(
 ) -> None:
     response = pb.RangeResponse(header=header, kvs=items, count=count, more=more)
     data = bytes(response)
-    assert _codec.decode_range_response(data) == RangeResult.from_pb(response)
-    assert _codec.decode_range_response(data) == RangeResult.from_pb(pb.RangeResponse.parse(data))
+    assert decoded(_codec.decode_range_response, data) == range_from_pb(response)
+    assert decoded(_codec.decode_range_response, data) == range_from_pb(
+        pb.RangeResponse.parse(data)
+    )
 
 
 @settings(deadline=None)
 @given(st.none() | headers, st.none() | kvs)
-@example(None, mvccpb.KeyValue())  # present but all-default: from_pb says None
+@example(None, mvccpb.KeyValue())  # present but all-default: betterproto2 says None
 def test_decode_put_response(
     header: pb.ResponseHeader | None, prev: mvccpb.KeyValue | None
 ) -> None:
     response = pb.PutResponse(header=header, prev_kv=prev)
     data = bytes(response)
-    assert _codec.decode_put_response(data) == PutResult.from_pb(response)
-    assert _codec.decode_put_response(data) == PutResult.from_pb(pb.PutResponse.parse(data))
+    assert decoded(_codec.decode_put_response, data) == put_from_pb(response)
+    assert decoded(_codec.decode_put_response, data) == put_from_pb(pb.PutResponse.parse(data))
 
 
 @settings(deadline=None)
@@ -286,13 +296,13 @@ def test_decode_delete_range_response(
 ) -> None:
     response = pb.DeleteRangeResponse(header=header, deleted=deleted, prev_kvs=items)
     data = bytes(response)
-    assert _codec.decode_delete_range_response(data) == DeleteResult.from_pb(response)
+    assert decoded(_codec.decode_delete_range_response, data) == delete_from_pb(response)
 
 
 @given(headers, kvs)
 def test_decode_header_and_kv(header: pb.ResponseHeader, kv: mvccpb.KeyValue) -> None:
-    assert _codec.decode_header(bytes(header)) == ResponseHeader.from_pb(header)
-    assert _codec.decode_kv(bytes(kv)) == KeyValue.from_pb(kv)
+    assert decoded(_codec.decode_header, bytes(header)) == ResponseHeader.from_pb(header)
+    assert decoded(_codec.decode_kv, bytes(kv)) == KeyValue.from_pb(kv)
 
 
 @settings(deadline=None)
@@ -301,24 +311,26 @@ def test_submessages_in_any_order_with_unknown_fields(
     header_parts: list[bytes], kv_parts: list[bytes]
 ) -> None:
     header, kv = b"".join(header_parts), b"".join(kv_parts)
-    assert _codec.decode_header(header) == ResponseHeader.from_pb(pb.ResponseHeader.parse(header))
-    assert _codec.decode_kv(kv) == KeyValue.from_pb(mvccpb.KeyValue.parse(kv))
+    assert decoded(_codec.decode_header, header) == ResponseHeader.from_pb(
+        pb.ResponseHeader.parse(header)
+    )
+    assert decoded(_codec.decode_kv, kv) == KeyValue.from_pb(mvccpb.KeyValue.parse(kv))
 
 
 @settings(deadline=None)
 @given(with_header(range_fields(2, 4, 3)))
 def test_range_response_in_any_order_with_unknown_fields(fields: list[bytes]) -> None:
     data = b"".join(fields)
-    expected = RangeResult.from_pb(pb.RangeResponse.parse(data))
-    assert _codec.decode_range_response(data) == expected
+    expected = range_from_pb(pb.RangeResponse.parse(data))
+    assert decoded(_codec.decode_range_response, data) == expected
 
 
 @settings(deadline=None)
 @given(with_header(range_fields(3, 2, 99)))
 def test_delete_response_in_any_order_with_unknown_fields(fields: list[bytes]) -> None:
     data = b"".join(f for f in fields if not f.startswith(tag(99, 0)))
-    expected = DeleteResult.from_pb(pb.DeleteRangeResponse.parse(data))
-    assert _codec.decode_delete_range_response(data) == expected
+    expected = delete_from_pb(pb.DeleteRangeResponse.parse(data))
+    assert decoded(_codec.decode_delete_range_response, data) == expected
 
 
 @settings(deadline=None)
@@ -330,16 +342,16 @@ def test_put_response_in_any_order_with_unknown_fields(fields: list[bytes]) -> N
         # betterproto2 keeps the last prev_kv; protobuf merges them
         fields = [f for f in fields if not f.startswith(b"\x12")] + fields[-1:]
     data = b"".join(fields)
-    expected = PutResult.from_pb(pb.PutResponse.parse(data))
-    assert _codec.decode_put_response(data) == expected
+    expected = put_from_pb(pb.PutResponse.parse(data))
+    assert decoded(_codec.decode_put_response, data) == expected
 
 
 def test_repeated_scalars_last_one_wins() -> None:
     data = varint_field(4, 7) + varint_field(3, 1) + varint_field(4, 0) + varint_field(3, 0)
     data += varint_field(4, 9)
-    result = _codec.decode_range_response(data)
+    result = decoded(_codec.decode_range_response, data)
     assert (result.count, result.more) == (9, False)
-    kv = _codec.decode_kv(bytes_field(1, b"a") + varint_field(6, 5) + bytes_field(1, b"b"))
+    kv = decoded(_codec.decode_kv, bytes_field(1, b"a") + varint_field(6, 5) + bytes_field(1, b"b"))
     assert (kv.key, kv.lease) == (b"b", 5)
 
 
@@ -354,11 +366,13 @@ def test_singular_messages_seen_twice_merge(
     merged = ResponseHeader.from_pb(pb.ResponseHeader.parse(b"".join(header_parts)))
     headers = [bytes_field(1, part) for part in header_parts]
     range_data = headers[0] + bytes_field(2, kv1) + b"".join(headers[1:])
-    assert _codec.decode_range_response(range_data).header == merged
-    assert _codec.decode_delete_range_response(b"".join(headers)).header == merged
-    put = _codec.decode_put_response(bytes_field(2, kv1) + b"".join(headers) + bytes_field(2, kv2))
+    assert decoded(_codec.decode_range_response, range_data).header == merged
+    assert decoded(_codec.decode_delete_range_response, b"".join(headers)).header == merged
+    put = decoded(
+        _codec.decode_put_response, bytes_field(2, kv1) + b"".join(headers) + bytes_field(2, kv2)
+    )
     assert put.header == merged
-    assert put == PutResult.from_pb(
+    assert put == put_from_pb(
         pb.PutResponse(
             header=pb.ResponseHeader.parse(b"".join(header_parts)),
             prev_kv=mvccpb.KeyValue.parse(kv1 + kv2),
@@ -376,31 +390,53 @@ def test_known_field_with_wrong_wire_type_is_skipped() -> None:
         + tag(3, 1)
         + bytes(8)  # more as fixed64
     )
-    assert _codec.decode_range_response(odd + plain + odd) == _codec.decode_range_response(plain)
+    assert decoded(_codec.decode_range_response, odd + plain + odd) == decoded(
+        _codec.decode_range_response, plain
+    )
     kv = bytes(mvccpb.KeyValue(key=b"k", version=2))
-    assert _codec.decode_kv(varint_field(1, 3) + kv + bytes_field(4, b"q")) == _codec.decode_kv(kv)
+    assert decoded(_codec.decode_kv, varint_field(1, 3) + kv + bytes_field(4, b"q")) == decoded(
+        _codec.decode_kv, kv
+    )
 
 
 def test_int64_and_uint64_varints() -> None:
     ten_byte_minus_one = b"\xff" * 9 + b"\x01"
-    assert _codec.decode_range_response(b"\x20" + ten_byte_minus_one).count == -1
-    header = _codec.decode_header(b"\x08" + ten_byte_minus_one + b"\x18" + ten_byte_minus_one)
+    assert decoded(_codec.decode_range_response, b"\x20" + ten_byte_minus_one).count == -1
+    header = decoded(
+        _codec.decode_header, b"\x08" + ten_byte_minus_one + b"\x18" + ten_byte_minus_one
+    )
     assert (header.cluster_id, header.revision) == (UINT64_MAX, -1)
     # bits beyond 64 in the tenth byte are dropped, as protobuf's parsers do
-    assert _codec.decode_range_response(b"\x20" + b"\xff" * 9 + b"\x7f").count == -1
+    assert decoded(_codec.decode_range_response, b"\x20" + b"\xff" * 9 + b"\x7f").count == -1
     # a sign-extended (ten-byte) negative int32, e.g. from an enum, reads back as int64 -1 too
-    assert _codec.decode_kv(b"\x30" + ten_byte_minus_one).lease == -1
+    assert decoded(_codec.decode_kv, b"\x30" + ten_byte_minus_one).lease == -1
 
 
 def test_many_distinct_ids_still_decode() -> None:
     rng = random.Random(1)
-    for _ in range(3 * _codec._ID_CACHE_SIZE):
+    memo: _codec.IdMemo = {}
+    for _ in range(3 * _codec.ID_MEMO_SIZE):
         ids = [rng.getrandbits(64) for _ in range(2)] + [rng.getrandbits(63)]
         header = pb.ResponseHeader(cluster_id=ids[0], member_id=ids[1], revision=7)
         kv = mvccpb.KeyValue(key=b"k", lease=ids[2])
         response = pb.RangeResponse(header=header, kvs=[kv, kv])
-        assert _codec.decode_range_response(bytes(response)) == RangeResult.from_pb(response)
-    assert len(_codec._ID_CACHE) <= _codec._ID_CACHE_SIZE
+        expected = range_from_pb(response)
+        assert _codec.decode_range_response(bytes(response), memo) == expected
+        assert _codec.decode_range_response(bytes(response), memo) == expected
+    assert 0 < len(memo) <= _codec.ID_MEMO_SIZE
+
+
+def test_id_memos_belong_to_their_reader() -> None:
+    """A memo is filled by the decodes it is given to, and only by those."""
+    header = pb.ResponseHeader(cluster_id=2**63 + 5, member_id=2**62 + 7, revision=3)
+    data = bytes(pb.RangeResponse(header=header, kvs=[mvccpb.KeyValue(key=b"k", lease=2**61)]))
+    mine: _codec.IdMemo = {}
+    theirs: _codec.IdMemo = {}
+    first = _codec.decode_range_response(data, mine)
+    assert len(mine) == 3
+    assert not theirs
+    assert _codec.decode_range_response(data, theirs) == first == _codec.decode_range_response(data)
+    assert mine == theirs
 
 
 # --- malformed input ---------------------------------------------------------
@@ -481,7 +517,7 @@ def test_submessage_field_crossing_its_end_raises(
 )
 def test_malformed_range_response(data: bytes) -> None:
     with pytest.raises(ValueError, match="malformed protobuf"):
-        _codec.decode_range_response(data)
+        decoded(_codec.decode_range_response, data)
 
 
 @pytest.mark.parametrize("decode", DECODERS)
@@ -502,21 +538,21 @@ def test_groups_and_bad_tags_are_rejected(
     with pytest.raises(ValueError, match=f"malformed protobuf: .*{why}"):
         decode(field)
     with pytest.raises(ValueError, match=f"malformed protobuf: .*{why}"):
-        _codec.decode_range_response(bytes_field(2, field))
+        decoded(_codec.decode_range_response, bytes_field(2, field))
 
 
 # --- the fast constructors ----------------------------------------------------
 
 
 def test_fast_constructors_make_ordinary_instances() -> None:
-    header = _make_header(1, 2, 3, 4)
-    kv = _make_kv(b"k", b"v", 1, 2, 3, 4)
+    header = make_header(1, 2, 3, 4)
+    kv = make_kv(b"k", b"v", 1, 2, 3, 4)
     pairs: list[tuple[Any, Any]] = [
         (header, ResponseHeader(1, 2, 3, 4)),
         (kv, KeyValue(b"k", b"v", 1, 2, 3, 4)),
-        (_make_put(header, kv), PutResult(header, kv)),
-        (_make_range(header, [kv], 1, True), RangeResult(header, [kv], 1, True)),
-        (_make_delete(header, 1, [kv]), DeleteResult(header, 1, [kv])),
+        (make_put(header, kv), PutResult(header, kv)),
+        (make_range(header, [kv], 1, True), RangeResult(header, [kv], 1, True)),
+        (make_delete(header, 1, [kv]), DeleteResult(header, 1, [kv])),
     ]
     for fast, slow in pairs:
         assert type(fast) is type(slow)
@@ -534,8 +570,8 @@ def test_decoded_events_are_ordinary_instances() -> None:
     """The codec builds Events through their slot descriptors, as it does KeyValues."""
     kv = mvccpb.KeyValue(key=b"k", value=b"v", create_revision=1, mod_revision=2, version=1)
     data = bytes(pb.WatchResponse(events=[mvccpb.Event(kv=kv)]))
-    for shared in (True, False):
-        (event,) = _codec.decode_watch_response(data, shared).events
+    for events in (_codec.EventCache(1 << 20), None):
+        (event,) = _codec.decode_watch_response(data, events, IDS).events
         slow = Event(EventType.PUT, KeyValue(b"k", b"v", 1, 2, 1, 0), None)
         assert type(event) is Event
         assert event == slow
@@ -615,17 +651,18 @@ def test_decode_watch_response_matches_betterproto(
 ) -> None:
     data = bytes(message)
     if not warm_cache:
-        _codec._EVENT_CACHE.clear()
-    first = _codec.decode_watch_response(data)
+        EVENTS.clear()
+    first = _codec.decode_watch_response(data, EVENTS, IDS)
     assert first == expected_watch_response(message)
     # Decoded again (events now from the cache): equal, and the same objects.
-    again = _codec.decode_watch_response(data)
+    again = _codec.decode_watch_response(data, EVENTS, IDS)
     assert again == first
     assert all(a is b for a, b in zip(again.events, first.events, strict=True))
     # A lone watcher's response skips the cache: equal, but decoded afresh.
-    alone = _codec.decode_watch_response(data, False)
-    assert alone == first
-    assert all(a is not b for a, b in zip(alone.events, first.events, strict=True))
+    for ids in (IDS, None):
+        alone = _codec.decode_watch_response(data, None, ids)
+        assert alone == first
+        assert all(a is not b for a, b in zip(alone.events, first.events, strict=True))
 
 
 @st.composite
@@ -652,26 +689,26 @@ def test_event_fields_in_any_order_with_unknown_fields(fields: list[bytes]) -> N
     """The event fast path gives way to the general rules for any other order."""
     raw = b"".join(fields)
     expected = expected_watch_response(pb.WatchResponse(events=[mvccpb.Event.parse(raw)]))
-    _codec._EVENT_CACHE.clear()
+    EVENTS.clear()
     # between two other events, so that the uncached path's bounds are the event's own
     other = bytes_field(11, bytes_field(2, bytes_field(1, b"k")))
     data = other + bytes_field(11, raw) + other
-    for shared in (True, False):
-        decoded = _codec.decode_watch_response(data, shared)
-        assert decoded.events[1:2] == expected.events
+    for events in (EVENTS, None):
+        response = _codec.decode_watch_response(data, events, IDS)
+        assert response.events[1:2] == expected.events
 
 
 def test_event_kv_seen_twice_merges() -> None:
     kv = bytes_field(1, b"key") + varint_field(2, 5)
     raw = bytes_field(2, kv) + bytes_field(2, varint_field(3, 7))
-    _codec._EVENT_CACHE.clear()
-    (event,) = _codec.decode_watch_response(bytes_field(11, raw)).events
+    EVENTS.clear()
+    (event,) = _codec.decode_watch_response(bytes_field(11, raw), EVENTS).events
     assert event.kv == KeyValue(b"key", b"", 5, 7, 0, 0)
 
 
 def test_event_cache_keeps_recent_events_within_its_bound() -> None:
     """Two generations: a hit survives a flip; memory stays under twice the limit."""
-    cache = _codec._EventCache(limit=10 * 210)  # about ten 10-byte events per generation
+    cache = _codec.EventCache(limit=10 * 210)  # about ten 10-byte events per generation
     event = Event(EventType.PUT, KeyValue(b"k", b"v", 1, 1, 1, 0), None)
     raws = [b"%010d" % i for i in range(100)]
     for i, raw in enumerate(raws):

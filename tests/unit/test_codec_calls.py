@@ -1,8 +1,8 @@
 """
 The hand-written codec of the lease, member-list and status calls
 (``etcdanyio._codec_calls``) against betterproto2, as ``test_codec.py`` does
-for the KV calls: encoders byte-identical, decoders equal to ``from_pb`` of
-betterproto2's parse, fields in any order among unknown ones, truncation an error.
+for the KV calls: encoders byte-identical, decoders equal to ``tests._reference``'s
+conversion of betterproto2's parse, fields in any order among unknown ones, truncation an error.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 from etcdanyio import _codec_calls as codec
 from etcdanyio._pb import etcdserverpb as pb
 from etcdanyio.lease import LeaseGrantResult, LeaseTimeToLiveResult
-from etcdanyio.types import Member, ResponseHeader, StatusResult
+from etcdanyio.types import Member, ResponseHeader
+from tests._reference import status_from_pb
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -199,7 +200,7 @@ CASES = [
     ("revoke", revokes, header, codec.decode_lease_revoke_response),
     ("time-to-live", ttls, expected_ttl, codec.decode_lease_time_to_live_response),
     ("member list", member_lists, expected_members, codec.decode_member_list_response),
-    ("status", statuses, StatusResult.from_pb, codec.decode_status_response),
+    ("status", statuses, status_from_pb, codec.decode_status_response),
 ]
 
 
@@ -214,7 +215,11 @@ def test_decoders_match_betterproto(
     @given(messages)
     def check(message: Any) -> None:
         data = bytes(message)
-        assert decode(data) == expected(type(message).parse(data))
+        result = decode(data)
+        assert result == expected(type(message).parse(data))
+        ids: dict[bytes, tuple[int, int]] = {}
+        assert decode(data, ids) == result  # type: ignore[call-arg]
+        assert decode(data, ids) == result  # type: ignore[call-arg]
 
     check()
 

@@ -23,8 +23,6 @@ pytestmark = pytest.mark.unit
 #: here until those branches are merged (strict: an unexpected pass fails, so empty this set
 #: once they are in)
 XFAIL_UNTIL_MERGED = {
-    "etcdanyio.txn",
-    "etcdanyio.types",
     "etcdanyio.watch",
 }
 

@@ -16,6 +16,7 @@ import pytest
 from etcdanyio import txn
 from etcdanyio._keys import Namespace
 from etcdanyio._pb import etcdserverpb as pb
+from tests._reference import to_pb
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -177,7 +178,7 @@ def test_compare_repr(compare: txn.Compare, expected: str) -> None:
     assert repr(compare) == expected
 
 
-# -- Compare._to_pb -----------------------------------------------------------------------------
+# -- compares and ops as betterproto2 messages -----------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -196,7 +197,7 @@ def test_compare_to_pb(
 ) -> None:
     built = compare(builder("k"), given)
     for ns, key in ((NO_NS, b"k"), (NS, b"ns/k")):
-        message = _wire(built._to_pb(ns))
+        message = _wire(to_pb(built, ns))
         assert message.target == target
         assert message.result == result
         assert message.key == key
@@ -220,7 +221,7 @@ def test_zero_operand_is_still_sent(
     builder: Callable[..., Any], target: pb.CompareCompareTarget, field: str, zero: object
 ) -> None:
     # A oneof member is on the wire even at its default value ("version == 0" is the classic).
-    message = _wire((builder("k") == zero)._to_pb(NO_NS))
+    message = _wire(to_pb((builder("k") == zero), NO_NS))
     assert message.target == target
     assert betterproto2.which_one_of(message, "target_union") == (field, zero)
 
@@ -245,7 +246,7 @@ def test_compare_ranges_with_and_without_namespace(
 ) -> None:
     compare = txn.version("a", **kwargs) > 0
     for ns, expected in ((NO_NS, plain), (NS, namespaced)):
-        message = compare._to_pb(ns)
+        message = to_pb(compare, ns)
         assert (message.key, message.range_end) == expected
 
 
@@ -262,7 +263,7 @@ def test_prefix_end_is_computed_within_the_namespace(
 ) -> None:
     compare = txn.value(prefix, prefix=True) != b"x"
     for ns, expected in ((NO_NS, plain), (NS, namespaced)):
-        message = compare._to_pb(ns)
+        message = to_pb(compare, ns)
         assert (message.key, message.range_end) == expected
 
 
@@ -285,7 +286,7 @@ def test_get_to_pb() -> None:
         max_create_revision=8,
     )
     for ns, key, end in ((NO_NS, b"a", b"b"), (NS, b"ns/a", b"ns/b")):
-        request = _wire(op._to_pb(ns)).request_range
+        request = _wire(to_pb(op, ns)).request_range
         assert request == pb.RangeRequest(
             key=key,
             range_end=end,
@@ -313,14 +314,14 @@ def test_get_to_pb() -> None:
 def test_get_sort_target_alone_ascends(
     target: txn.Get, expected: pb.RangeRequestSortTarget
 ) -> None:
-    request = target._to_pb(NO_NS).request_range
+    request = to_pb(target, NO_NS).request_range
     assert request is not None
     assert request.sort_target == expected
     assert request.sort_order == pb.RangeRequestSortOrder.ASCEND
 
 
 def test_get_count_only_and_single_key() -> None:
-    request = txn.get("k", count_only=True)._to_pb(NS).request_range
+    request = to_pb(txn.get("k", count_only=True), NS).request_range
     assert request == pb.RangeRequest(key=b"ns/k", count_only=True)
 
 
@@ -328,17 +329,17 @@ def test_put_to_pb() -> None:
     fake_lease = types.SimpleNamespace(id=0x77)
     op = txn.put("k", b"v", lease=fake_lease, prev_kv=True)
     for ns, key in ((NO_NS, b"k"), (NS, b"ns/k")):
-        request = _wire(op._to_pb(ns)).request_put
+        request = _wire(to_pb(op, ns)).request_put
         assert request == pb.PutRequest(key=key, value=b"v", lease=0x77, prev_kv=True)
 
 
 def test_put_ignore_value_and_lease_to_pb() -> None:
-    request = txn.put("k", ignore_value=True, ignore_lease=True)._to_pb(NS).request_put
+    request = to_pb(txn.put("k", ignore_value=True, ignore_lease=True), NS).request_put
     assert request == pb.PutRequest(key=b"ns/k", ignore_value=True, ignore_lease=True)
 
 
 def test_put_accepts_bytearray_and_memoryview() -> None:
-    request = txn.put(bytearray(b"k"), memoryview(b"v"))._to_pb(NO_NS).request_put  # type: ignore[arg-type]
+    request = to_pb(txn.put(bytearray(b"k"), memoryview(b"v")), NO_NS).request_put  # type: ignore[arg-type]
     assert request is not None
     assert (request.key, request.value) == (b"k", b"v")
     assert type(request.key) is bytes
@@ -361,9 +362,9 @@ def test_delete_to_pb(
     op: txn.Delete, plain: tuple[bytes, bytes], namespaced: tuple[bytes, bytes]
 ) -> None:
     for ns, (key, end) in ((NO_NS, plain), (NS, namespaced)):
-        request = _wire(op._to_pb(ns)).request_delete_range
+        request = _wire(to_pb(op, ns)).request_delete_range
         assert request == pb.DeleteRangeRequest(key=key, range_end=end)
-    with_prev = txn.delete("k", prev_kv=True)._to_pb(NO_NS).request_delete_range
+    with_prev = to_pb(txn.delete("k", prev_kv=True), NO_NS).request_delete_range
     assert with_prev == pb.DeleteRangeRequest(key=b"k", prev_kv=True)
 
 
@@ -374,7 +375,7 @@ def test_nested_txn_to_pb_applies_the_namespace_all_the_way_down() -> None:
         failure=[txn.delete("e", prefix=True)],
     )
     outer = txn.txn(compare=[txn.version("a") > 0], success=[inner], failure=[txn.get("b")])
-    request = _wire(outer._to_pb(NS)).request_txn
+    request = _wire(to_pb(outer, NS)).request_txn
     assert request.compare[0].key == b"ns/a"
     nested = request.success[0].request_txn
     assert nested.compare[0].key == b"ns/c"
@@ -384,7 +385,7 @@ def test_nested_txn_to_pb_applies_the_namespace_all_the_way_down() -> None:
     assert nested.failure[0].request_delete_range.range_end == b"ns/f"
     assert request.failure[0].request_range.key == b"ns/b"
     # Without the namespace nothing is added.
-    plain = _wire(outer._to_pb(NO_NS)).request_txn
+    plain = _wire(to_pb(outer, NO_NS)).request_txn
     assert plain.success[0].request_txn.success[0].request_put.key == b"d"
 
 

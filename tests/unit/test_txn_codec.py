@@ -12,8 +12,8 @@ from etcdanyio import _codec, txn
 from etcdanyio._keys import Namespace
 from etcdanyio._pb import etcdserverpb as pb
 from etcdanyio._pb import mvccpb
-from etcdanyio.txn import encode_txn, txn_request
-from etcdanyio.types import TxnResult
+from etcdanyio._txn import encode_txn
+from tests._reference import txn_from_pb, txn_request
 from tests.unit.codec_builds import build_id, codec_builds
 
 if TYPE_CHECKING:
@@ -94,8 +94,8 @@ def _kv(i: int) -> mvccpb.KeyValue:
     return mvccpb.KeyValue(key=b"k%d" % i, value=b"v", create_revision=i, mod_revision=i, version=1)
 
 
-def test_decode_txn_response_matches_from_pb() -> None:
-    header = pb.ResponseHeader(cluster_id=1, member_id=2, revision=3, raft_term=4)
+def test_decode_txn_response_matches_betterproto() -> None:
+    header = pb.ResponseHeader(cluster_id=2**63 + 1, member_id=2**62 + 3, revision=3, raft_term=4)
     inner = pb.TxnResponse(
         header=header,
         succeeded=True,
@@ -117,7 +117,12 @@ def test_decode_txn_response_matches_from_pb() -> None:
             pb.ResponseOp(response_txn=inner),
         ],
     )
-    assert _codec.decode_txn_response(bytes(response)) == TxnResult.from_pb(response)
+    expected = txn_from_pb(response)
+    assert _codec.decode_txn_response(bytes(response)) == expected
+    ids: _codec.IdMemo = {}
+    assert _codec.decode_txn_response(bytes(response), ids) == expected
+    assert _codec.decode_txn_response(bytes(response), ids) == expected
+    assert ids
 
 
 def test_decode_txn_response_rejects_truncation() -> None:
