@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, NamedTuple
 
+from ._events import Event, EventType
 from .types import (
     _EMPTY_HEADER,
     DeleteResult,
@@ -44,7 +45,6 @@ from .types import (
     _new,
     _slot_setters,
 )
-from .watch import Event, EventType
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -30,7 +30,7 @@ from ._maintenance import MaintenanceMixin
 from ._mirror import Mirror, open_mirror
 from ._requests import check_int, check_optional_seconds, check_seconds
 from ._telemetry import ClientStatistics, Rpc, RpcObserver
-from ._watch_stream import WatchMixin, WatchStream
+from ._watch import WatchMixin
 from .election import ElectionMixin
 from .errors import EtcdError, is_deadline_answer, translate, unsupported
 from .lock import LockMixin
@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 
     from ._grpc._call import Call
     from ._keepalive import KeepAliveStream
+    from ._watch_stream import WatchStream
 
 M = TypeVar("M", bound="betterproto2.Message")
 

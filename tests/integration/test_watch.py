@@ -545,7 +545,7 @@ async def test_fragmented_responses_are_reassembled(
                 seen: list[tuple[int, bool]] = []
                 on_events = w._watcher.on_events
 
-                def spy(events: list[etcdanyio.Event], fragment: bool) -> bool:
+                def spy(events: list[etcdanyio.Event], fragment: bool) -> bool | None:
                     seen.append((len(events), fragment))
                     return on_events(events, fragment)
 
