@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import pytest
 
@@ -14,9 +14,13 @@ from etcdanyio._grpc._retry import RetryPolicy
 from etcdanyio._streams import Reconnect, StreamRestart
 
 if TYPE_CHECKING:
+    from etcdanyio._grpc._connection import Connection
     from etcdanyio.errors import EtcdError
 
 pytestmark = pytest.mark.unit
+
+#: stands for the connection the stream ran on
+CONNECTION = cast("Connection", object())
 
 
 def test_backoff_doubles_up_to_its_cap_with_jitter() -> None:
@@ -63,11 +67,11 @@ def policy(auth: Auth, cap: float = 2.0) -> tuple[Reconnect, FakeChannel]:
 async def test_unavailable_moves_to_another_member() -> None:
     reconnect, channel = policy(Auth())
     error = await reconnect.recover(
-        GrpcError(Status.UNAVAILABLE, "etcdserver: no leader"), "conn", b"m"
+        GrpcError(Status.UNAVAILABLE, "etcdserver: no leader"), CONNECTION, b"m"
     )
     assert isinstance(error, NoLeaderError)
     assert error.applied is False
-    assert channel.rotated == ["conn"]
+    assert channel.rotated == [CONNECTION]
 
 
 @pytest.mark.parametrize(
@@ -85,7 +89,7 @@ async def test_a_stale_token_is_renewed_and_the_stream_reopened_at_once(
     auth = Auth()
     reconnect, channel = policy(auth)
     reconnect.served = True
-    assert await reconnect.recover(exc, "conn", b"old token") is None
+    assert await reconnect.recover(exc, CONNECTION, b"old token") is None
     assert auth.calls == [b"old token"]
     assert channel.rotated == []
     assert not reconnect.served
