@@ -351,17 +351,25 @@ class WatchStream:
             await waiter.wait()
 
     async def _reader(self, call: Call) -> None:
+        live, by_id, ns, credentials = self._live, self._by_id, self._ns, self._credentials
         while True:
             data = await call.recv_message()
             if data is None:
                 return
             # The event cache pays only when several watchers may get the same events.
-            self._dispatch(_decode_watch_response(data, len(self._live) > 1))
+            response = _decode_watch_response(data, len(live) > 1)
+            # (self._dispatch(response), inlined: this is the hot path)
+            outcome = dispatch(by_id, response, ns, credentials)
+            if isinstance(outcome, Watcher):
+                outcome.wake()  # the common case: a new batch for one watcher
+            elif outcome is not None:
+                self._act(outcome)
 
     def _dispatch(self, response: Response) -> None:
+        """Apply one response to the watches and carry out the outcome."""
         outcome = dispatch(self._by_id, response, self._ns, self._credentials)
         if isinstance(outcome, Watcher):
-            outcome.wake()  # the common case: a new batch for one watcher
+            outcome.wake()
         elif outcome is not None:
             self._act(outcome)
 
