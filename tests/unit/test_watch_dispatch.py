@@ -6,6 +6,7 @@ be made to send (a stale-token cancel reason of later releases, fragments).
 
 from __future__ import annotations
 
+import grimp
 import pytest
 
 from etcdanyio import PermissionDeniedError, WatchCanceledError, WatchCompactedError
@@ -290,3 +291,16 @@ def test_cancel_reasons_are_unwrapped(reason: str, expected: str) -> None:
         assert message == reason
     else:
         assert not message.startswith("rpc error")
+
+
+def test_the_dispatch_does_no_io_and_the_events_import_no_api() -> None:
+    graph = grimp.build_graph("etcdanyio", include_external_packages=True)
+    dispatch_imports = graph.find_modules_directly_imported_by("etcdanyio._watch_dispatch")
+    assert not {m for m in dispatch_imports if m.split(".")[0] in ("anyio", "trio", "asyncio")}
+    assert "etcdanyio._watch_stream" not in dispatch_imports
+    # the data types: the enum base, and KeyValue (for typing only)
+    event_imports = graph.find_modules_directly_imported_by("etcdanyio._events")
+    assert {m for m in event_imports if m.startswith("etcdanyio")} <= {
+        "etcdanyio._grpc._status",
+        "etcdanyio.types",
+    }
