@@ -361,7 +361,11 @@ class WatchStream:
             # (self._dispatch(response), inlined: this is the hot path)
             outcome = dispatch(by_id, response, ns, credentials)
             if isinstance(outcome, Watcher):
-                outcome.wake()  # the common case: a new batch for one watcher
+                # The common case, a new batch for one watcher: outcome.wake(), inlined.
+                waiter = outcome._waiter
+                if waiter is not None:
+                    outcome._waiter = None
+                    waiter.set()
             elif outcome is not None:
                 self._act(outcome)
 
@@ -377,7 +381,10 @@ class WatchStream:
         """Carry out what :func:`dispatch` decided, but for waking one watcher."""
         if isinstance(outcome, Progress):
             for watcher in outcome.watches:
-                watcher.wake()
+                waiter = watcher._waiter  # watcher.wake(), inlined: up to every watcher
+                if waiter is not None:
+                    watcher._waiter = None
+                    waiter.set()
         elif isinstance(outcome, Created):
             self._reconnect.served = True
             outcome.watch.created.set()
