@@ -30,7 +30,7 @@ from ._maintenance import MaintenanceMixin
 from ._mirror import Mirror, open_mirror
 from ._requests import check_int, check_optional_seconds, check_seconds
 from ._telemetry import ClientStatistics, RpcObserver
-from ._watch_stream import WatchMixin
+from ._watch import WatchMixin
 from .errors import EtcdError
 
 if sys.version_info < (3, 11):
@@ -111,21 +111,6 @@ class Client(
             credentials=credentials,
             observers=observers,
         )
-
-        # -- read by the mixins not on the core yet (merged from parallel branches) --------------
-        self._channel = channel
-        self._tg = task_group
-        self._ns = self._core.ns
-        self._timeout = timeout
-
-    def _stream_metadata(self) -> bytes:
-        return self._core.stream_metadata()
-
-    async def _reauthenticate(self, stale: bytes) -> None:
-        await self._core.reauthenticate(stale)
-
-    def _has_credentials(self) -> bool:
-        return self._core.has_credentials()
 
     def statistics(self) -> ClientStatistics:
         """

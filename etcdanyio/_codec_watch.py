@@ -22,7 +22,7 @@ from ._codec_decode import (
     _Truncated,
     _varint,
 )
-from .watch import Event, EventType
+from ._events import Event, EventType
 
 if TYPE_CHECKING:
     from ._types import KeyValue, ResponseHeader

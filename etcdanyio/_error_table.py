@@ -76,6 +76,7 @@ from ._errors import (
     UserNotFoundError,
     ValueProvidedError,
     WatchCanceledError,
+    WatchCompactedError,
     WrongDowngradeVersionFormatError,
 )
 from ._grpc import ConnectionLostError as _GrpcConnectionLost
@@ -333,3 +334,31 @@ def unsupported(path: str, message: str) -> UnsupportedError:
 def lease_not_found() -> RpcError:
     """etcd's "requested lease not found", for a lease found gone another way (TTL 0 or -1)."""
     return rpc_error(Status.NOT_FOUND, _E + "requested lease not found", applied=False)
+
+
+#: gRPC's code names as grpc-go spells them in text ("PermissionDenied"), without the "_"
+_STATUS_BY_GO_NAME = {name.replace("_", ""): status for name, status in Status.__members__.items()}
+_GO_STATUS_TEXT = "rpc error: code = "
+
+
+def watch_cancel_status(reason: str) -> tuple[Status, str]:
+    """
+    The gRPC status and etcd's message in a watch's ``cancel_reason``.
+
+    etcd sends a refused watch's reason as grpc-go's text of a status error
+    (``rpc error: code = PermissionDenied desc = etcdserver: permission denied``): that is
+    unwrapped; any other text is etcd's message itself, with status ``CANCELLED``.
+    """
+    if reason.startswith(_GO_STATUS_TEXT):
+        code, sep, message = reason[len(_GO_STATUS_TEXT) :].partition(" desc = ")
+        if sep and code and all(c.isalnum() or c == "_" for c in code):
+            return _STATUS_BY_GO_NAME.get(code.upper(), Status.UNKNOWN), message
+    return Status.CANCELLED, reason
+
+
+def watch_cancel_error(reason: str, compact_revision: int = 0) -> EtcdError:
+    """The error for a watch the server cancelled (compacted away, or refused/cancelled)."""
+    if compact_revision:
+        return WatchCompactedError(compact_revision)
+    status, message = watch_cancel_status(reason or _E + "watch canceled")
+    return rpc_error(status, message, applied=False)

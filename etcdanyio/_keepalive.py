@@ -14,20 +14,16 @@ survived.
 from __future__ import annotations
 
 import collections
-import contextlib
 import functools
 import logging
 import math
-import random
 from typing import TYPE_CHECKING
 
 import anyio
 
-from ._error_table import REAUTHENTICATE
-from ._grpc import GrpcError, Status, TransportError
+from ._grpc import GrpcError, TransportError
 from ._speedups import codec
-from ._streams import pump
-from .errors import EtcdError
+from ._streams import Reconnect, pump
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -41,6 +37,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger("etcdanyio.lease")
 
 KEEPALIVE_PATH = "/etcdserverpb.Lease/LeaseKeepAlive"
+
+#: the longest wait before the stream is opened again (well within the shortest TTL)
+RECONNECT_CAP = 1.0
 
 
 class LeaseLost(Exception):
@@ -118,7 +117,7 @@ class KeepAliveStream:
     ) -> None:
         self._channel = channel
         self._metadata = metadata
-        self._reauthenticate = reauthenticate
+        self._reconnect = Reconnect(channel, reauthenticate, cap=RECONNECT_CAP)
         self._session_metadata = b""
         self._session_connection: Connection | None = None
         self._tg = task_group
@@ -196,37 +195,34 @@ class KeepAliveStream:
         self._waiter = None
 
     async def _run(self) -> None:
-        failures = 0
+        reconnect = self._reconnect
         try:
             while self._regs:
                 try:
                     await self._session()
-                    failures = 0
                 except (TransportError, GrpcError) as exc:
-                    failures += 1
                     logger.debug("keepalive stream broke error=%r", exc)
-                    if isinstance(exc, GrpcError) and exc.status == Status.UNAVAILABLE:
-                        # e.g. "no leader" (hasleader): keep the leases alive elsewhere.
-                        self._channel.rotate(self._session_connection)
-                    if isinstance(exc, GrpcError) and exc.message in REAUTHENTICATE:
-                        # A fresh token for the next stream; if that fails, the leases
-                        # run into their local deadlines like in any outage.
-                        with contextlib.suppress(EtcdError):
-                            await self._reauthenticate(self._session_metadata)
-                    # Wait out a backoff, but keep enforcing the local deadlines meanwhile.
-                    resume = anyio.current_time() + min(
-                        1.0, 0.05 * 2 ** min(failures, 5)
-                    ) * random.uniform(0.5, 1.0)
-                    while self._regs and anyio.current_time() < resume:
-                        self._check_deadlines(anyio.current_time())
-                        earliest = min((r.deadline for r in self._regs.values()), default=resume)
-                        await self._sleep_until(min(resume, earliest))
+                    # A failed re-authentication is waited out like any outage: the leases
+                    # run into their local deadlines if it lasts.
+                    error = await reconnect.recover(
+                        exc, self._session_connection, self._session_metadata
+                    )
+                    if error is not None:
+                        await self._back_off(reconnect.delay())
                     self._check_deadlines(anyio.current_time())
                     for registration in self._regs.values():
                         registration.next_send = 0.0  # re-send everything on the new stream
                         registration.sent.clear()
         finally:
             self._running = False
+
+    async def _back_off(self, delay: float) -> None:
+        """Wait ``delay`` seconds, but keep enforcing the local deadlines meanwhile."""
+        resume = anyio.current_time() + delay
+        while self._regs and anyio.current_time() < resume:
+            self._check_deadlines(anyio.current_time())
+            earliest = min((r.deadline for r in self._regs.values()), default=resume)
+            await self._sleep_until(min(resume, earliest))
 
     async def _session(self) -> None:
         metadata = self._session_metadata = self._metadata()
@@ -270,6 +266,7 @@ class KeepAliveStream:
                 del self._regs[registration.id]
                 self._wake()
                 continue
+            self._reconnect.served = True
             registration.ttl = ttl
             sent_at = registration.sent.popleft() if registration.sent else anyio.current_time()
             # The server renewed the lease no earlier than we sent the request.

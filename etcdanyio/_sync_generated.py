@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
     from etcdanyio._auth import AuthStatus, Permission, RolePermission
     from etcdanyio._election_rpc import LeaderKey
+    from etcdanyio._events import Event, Filter
     from etcdanyio._http import VersionResult
     from etcdanyio._maintenance import SupportsWrite
     from etcdanyio._sync_client import Client
@@ -54,7 +55,6 @@ if TYPE_CHECKING:
         StatusResult,
         TxnResult,
     )
-    from etcdanyio.watch import Event, Filter
     from etcdanyio.watch import Watch as AsyncWatch
 
 

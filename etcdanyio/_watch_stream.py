@@ -4,13 +4,16 @@ The one Watch stream of a client, shared by all its watches.
 A task in the client's task group owns the gRPC Watch stream. Each watch is a
 :class:`Watcher` with its own buffer, so a slow consumer never stalls the
 others. Watches are created with client-chosen IDs, a fresh one for every
-(re)creation, so a late response for an old ID is simply ignored.
+(re)creation, so a late response for an old ID is simply ignored. What a
+response does to the watches is decided by :func:`._watch_dispatch.dispatch`
+(no I/O); this module carries it out.
 
 Resume: every watcher knows the next revision it needs
 (``last delivered mod_revision + 1``, or a progress notification's header
 revision + 1). When the stream breaks, a new one is opened and every live
 watcher is created again from there; events at or below what was delivered
-are dropped, so nothing is lost and nothing is delivered twice.
+are dropped, so nothing is lost and nothing is delivered twice. How the stream
+gets back (failover, fresh token, backoff) is :class:`._streams.Reconnect`.
 
 Bounded memory: when a watcher's buffer would pass its bound, its server-side
 watch is cancelled and its events are no longer buffered. Once its consumer
@@ -21,44 +24,47 @@ history is on the server.
 from __future__ import annotations
 
 import collections
-import contextlib
-import dataclasses
 import functools
 import logging
-import random
-import re
-from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
 import anyio
 
-from ._error_table import REAUTHENTICATE, rpc_error, translate
-from ._grpc import GrpcError, Status, TransportError
+from ._grpc import GrpcError, TransportError
 from ._lazy import etcdserverpb as pb  # imported on first use
-from ._requests import check_int, key_range
-from ._service import Service
 from ._speedups import codec
-from ._streams import pump
+from ._streams import Reconnect, StreamRestart, pump
 from ._telemetry import WatchLag
-from .errors import EtcdError, WatchCompactedError
-from .watch import Event, Filter, Watch, WatchBatch
+from ._watch_dispatch import (
+    Created,
+    Failed,
+    Progress,
+    Reauthenticate,
+    Suspend,
+    WatchState,
+    dispatch,
+)
 
 _decode_watch_response = codec.decode_watch_response
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+    from collections.abc import Awaitable, Callable
 
     from anyio.abc import TaskGroup
 
-    from ._codec import WatchResponse
+    from ._events import WatchBatch
     from ._grpc import Channel
     from ._grpc._call import Call
     from ._grpc._connection import Connection
     from ._keys import Namespace
+    from ._watch_dispatch import Outcome, Response
 
 logger = logging.getLogger("etcdanyio.watch")
 
 WATCH_PATH = "/etcdserverpb.Watch/Watch"
+
+#: the longest wait before the stream is opened again
+RECONNECT_CAP = 2.0
 
 
 @functools.cache
@@ -67,8 +73,8 @@ def _progress_request() -> bytes:
     return bytes(pb.WatchRequest(progress_request=pb.WatchProgressRequest()))
 
 
-class Watcher:
-    """One watch as the shared stream sees it: request, resume point, buffer."""
+class Watcher(WatchState):
+    """One watch as the shared stream sees it: request, resume point, buffer, consumer."""
 
     def __init__(
         self,
@@ -83,40 +89,22 @@ class Watcher:
         fragment: bool,
         max_buffered: int,
     ) -> None:
+        super().__init__(
+            key=key, range_end=range_end, start_revision=start_revision, max_buffered=max_buffered
+        )
         self.stream = stream
-        self.key = key
-        self.range_end = range_end
         self.prev_kv = prev_kv
         self.progress_notify = progress_notify
         self.filters = filters
         self.fragment = fragment
-        self.max_buffered = max_buffered
-        #: the next revision this watcher needs (0: "from now", until created)
-        self.next_revision = start_revision
-        self.created_revision = 0
-        #: header revision of the latest (re)creation: history up to it is still coming
-        self.synced_after = 0
-        self.watch_id: int | None = None
-        self.batches: collections.deque[WatchBatch] = collections.deque()
-        self.buffered = 0
-        self.suspended = False
         self.closed = False
         self.error: BaseException | None = None
-        self.ever_created = False
         self.created = anyio.Event()
-        self.fragments: list[Event] = []
-        #: events dropped because their revision was already delivered (server quirks)
-        #: (also the tail of a response that raced a suspension)
-        self.duplicates_dropped = 0
-        #: the start revision of the latest re-creation after the first (0: none yet)
-        self.resumed_from = 0
-        #: a create refused as "permission denied" was retried with a fresh token
-        self.auth_retried = False
         self._waiter: anyio.Event | None = None
 
     # -------------------------------------------------------- consumer side
 
-    def _wake(self) -> None:
+    def wake(self) -> None:
         waiter = self._waiter
         if waiter is not None:
             self._waiter = None
@@ -167,76 +155,11 @@ class Watcher:
             )
         )
 
-    def on_created(self, revision: int) -> None:
-        # Until its events pass this revision, the watch is catching up on history.
-        self.synced_after = revision
-        if not self.ever_created:
-            self.ever_created = True
-            self.created_revision = revision
-            if not self.next_revision:
-                self.next_revision = revision + 1
-            self.created.set()
-
     def fail(self, error: BaseException) -> None:
         if self.error is None:
             self.error = error
         self.created.set()
-        self._wake()
-
-    def on_events(self, events: list[Event], fragment: bool) -> bool:
-        """Buffer a response's events; ``False`` if the buffer is full (suspend)."""
-        if fragment:
-            self.fragments.extend(events)
-            return True
-        if self.fragments:
-            events = self.fragments + events
-            self.fragments = []
-        next_revision = self.next_revision
-        if events[0].kv.mod_revision < next_revision:
-            fresh = [e for e in events if e.kv.mod_revision >= next_revision]
-            self.duplicates_dropped += len(events) - len(fresh)
-            logger.warning(
-                "dropped already delivered events count=%d next_revision=%d",
-                len(events) - len(fresh),
-                next_revision,
-            )
-            events = fresh
-            if not events:
-                return True
-        # Every event that arrived is kept, also past the bound (the response is in memory
-        # already; dropping its tail would make etcd send it again). Past the bound, the
-        # watch is suspended on the server until the consumer has read half the buffer:
-        # at most max_buffered events plus one response are held.
-        self.batches.append(WatchBatch(events, events[-1].kv.mod_revision))
-        self.buffered += len(events)
-        self.next_revision = events[-1].kv.mod_revision + 1
-        self._wake()
-        return self.buffered <= self.max_buffered
-
-    def on_progress(self, revision: int) -> None:
-        # A notification for the last revision received still says "nothing newer":
-        # deliver it (an idle store notifies with the same revision every time).
-        if self.fragments or revision < self.next_revision - 1:
-            return
-        self.next_revision = max(self.next_revision, revision + 1)
-        batches = self.batches
-        if batches and not batches[-1].events:
-            batches[-1] = WatchBatch([], revision)  # collapse consecutive notifications
-        else:
-            batches.append(WatchBatch([], revision))
-        self._wake()
-
-
-def _strip(ns: Namespace, events: list[Event]) -> list[Event]:
-    """The events with the namespace removed from their keys."""
-    out = []
-    for e in events:
-        kv = dataclasses.replace(e.kv, key=ns.strip(e.kv.key))
-        prev = e.prev_kv
-        if prev is not None:
-            prev = dataclasses.replace(prev, key=ns.strip(prev.key))
-        out.append(Event(e.type, kv, prev))
-    return out
+        self.wake()
 
 
 class WatchStream:
@@ -255,7 +178,6 @@ class WatchStream:
         self._channel = channel
         self._credentials = credentials
         self._metadata = metadata
-        self._reauthenticate = reauthenticate
         self._session_metadata = b""
         self._session_connection: Connection | None = None
         self._tg = task_group
@@ -270,7 +192,7 @@ class WatchStream:
         self._outbox_waiter: anyio.Event | None = None
         self._running = False
         self._connected = False
-        self._healthy = False
+        self._reconnect = Reconnect(channel, reauthenticate, cap=RECONNECT_CAP)
         #: streams opened again with watches to resume, and watches compacted away (counters)
         self.resumes = 0
         self.compactions = 0
@@ -363,32 +285,23 @@ class WatchStream:
     # ------------------------------------------------------------ the task
 
     async def _run(self) -> None:
-        failures = 0
+        reconnect = self._reconnect
         try:
             while self._live:
-                self._healthy = False
                 try:
                     await self._session()
-                except (TransportError, GrpcError) as exc:
-                    if isinstance(exc, GrpcError) and exc.status == Status.UNAVAILABLE:
-                        # e.g. "no leader" (hasleader): resume on another member.
-                        self._channel.rotate(self._session_connection)
-                    if isinstance(exc, GrpcError) and exc.message in REAUTHENTICATE:
-                        try:  # a fresh token, then the same watches again
-                            await self._reauthenticate(self._session_metadata)
-                            continue
-                        except EtcdError as auth_error:
-                            exc = GrpcError(Status.UNAUTHENTICATED, auth_error.message)
-                    error = translate(exc, write=False)
+                except (TransportError, GrpcError, StreamRestart) as exc:
+                    error = await reconnect.recover(
+                        exc, self._session_connection, self._session_metadata
+                    )
+                    if error is None:
+                        continue  # a fresh token: the same watches again, at once
                     logger.debug("watch stream broke error=%r", error)
                     for watcher in list(self._live):
                         if not watcher.ever_created:  # nobody to resume for: report it
                             watcher.fail(error)
                             self._live.discard(watcher)
-                    # Back off harder only while streams keep failing before serving.
-                    failures = 1 if self._healthy else failures + 1
-                    delay = min(2.0, 0.05 * 2 ** min(failures, 6)) * random.uniform(0.5, 1.0)
-                    await anyio.sleep(delay)
+                    await anyio.sleep(reconnect.delay())
         finally:
             self._running = False
             self._connected = False
@@ -441,223 +354,62 @@ class WatchStream:
             await waiter.wait()
 
     async def _reader(self, call: Call) -> None:
+        live, by_id, ns, credentials = self._live, self._by_id, self._ns, self._credentials
         while True:
             data = await call.recv_message()
             if data is None:
                 return
             # The event cache pays only when several watchers may get the same events.
-            events = self._events if len(self._live) > 1 else None
-            self._dispatch(_decode_watch_response(data, events, self._ids))
+            response = _decode_watch_response(
+                data, self._events if len(live) > 1 else None, self._ids
+            )
+            # (self._dispatch(response), inlined: this is the hot path)
+            outcome = dispatch(by_id, response, ns, credentials)
+            if isinstance(outcome, Watcher):
+                # The common case, a new batch for one watcher: outcome.wake(), inlined.
+                waiter = outcome._waiter
+                if waiter is not None:
+                    outcome._waiter = None
+                    waiter.set()
+            elif outcome is not None:
+                self._act(outcome)
 
-    def _dispatch(self, response: WatchResponse) -> None:
-        watch_id = response.watch_id
-        revision = response.header_revision
-        if watch_id == -1:
-            # The answer to a progress request goes to every watcher on the stream.
-            # etcd before 3.5.8 answers at once with the store's revision even for a
-            # watcher still catching up on history (etcd#15220): skip those.
-            for each in self._by_id.values():
-                if each.next_revision > each.synced_after:
-                    each.on_progress(revision)
-            return
-        found = self._by_id.get(watch_id)
-        if found is None:
-            return  # a watch we cancelled or replaced
-        watcher = found
-        if response.canceled and _cancel_reason(response.cancel_reason)[1] in REAUTHENTICATE:
-            # The stream's token is stale: reconnect with a fresh one (the watch is kept).
-            raise GrpcError(Status.UNAUTHENTICATED, _cancel_reason(response.cancel_reason)[1])
-        if response.created and response.canceled and self._credentials:
-            status, _ = _cancel_reason(response.cancel_reason)
-            if status == Status.PERMISSION_DENIED and not watcher.auth_retried:
-                # etcd 3.5 refuses a create with an expired or outdated token as
-                # "permission denied" (etcd#12385): get a fresh token and create the
-                # watch again, once; a second refusal is real.
-                watcher.auth_retried = True
-                raise GrpcError(Status.UNAUTHENTICATED, "etcdserver: invalid auth token")
-        if response.created:
-            if response.canceled:
-                self._by_id.pop(watch_id, None)
-                watcher.watch_id = None
-                watcher.fail(_cancel_error(response))
-                self._live.discard(watcher)
-            else:
-                self._healthy = True
-                watcher.auth_retried = False
-                watcher.on_created(revision)
-            return
-        if response.canceled:
-            self._by_id.pop(watch_id, None)
-            watcher.watch_id = None
-            watcher.fail(_cancel_error(response))
+    def _dispatch(self, response: Response) -> None:
+        """Apply one response to the watches and carry out the outcome."""
+        outcome = dispatch(self._by_id, response, self._ns, self._credentials)
+        if isinstance(outcome, Watcher):
+            outcome.wake()
+        elif outcome is not None:
+            self._act(outcome)
+
+    def _act(self, outcome: Outcome[Watcher]) -> None:
+        """Carry out what :func:`dispatch` decided, but for waking one watcher."""
+        if isinstance(outcome, Progress):
+            for watcher in outcome.watches:
+                waiter = watcher._waiter  # watcher.wake(), inlined: up to every watcher
+                if waiter is not None:
+                    watcher._waiter = None
+                    waiter.set()
+        elif isinstance(outcome, Created):
+            self._reconnect.served = True
+            outcome.watch.created.set()
+        elif isinstance(outcome, Failed):
+            watcher = outcome.watch
+            watcher.fail(outcome.error)
             self._live.discard(watcher)
-            if response.compact_revision:
+            if outcome.compact_revision:
                 self.compactions += 1
                 logger.warning(
                     "watch compacted away key=%r next_revision=%d compact_revision=%d",
                     watcher.key,
                     watcher.next_revision,
-                    response.compact_revision,
+                    outcome.compact_revision,
                 )
-                # etcd keeps a watcher cancelled by compaction until the client
-                # cancels it too.
-                cancel = pb.WatchCancelRequest(watch_id=watch_id)
+                cancel = pb.WatchCancelRequest(watch_id=outcome.watch_id)
                 self._outbox.append(bytes(pb.WatchRequest(cancel_request=cancel)))
                 self._wake_writer()
-            return
-        if response.events:
-            events = _strip(self._ns, response.events) if self._ns else response.events
-            if not watcher.on_events(events, response.fragment):
-                self._suspend(watcher)
-        elif not response.fragment:
-            watcher.on_progress(revision)
-
-
-_WRAPPED = re.compile(r"rpc error: code = (\w+) desc = (.*)", re.DOTALL)
-
-
-def _cancel_reason(reason: str) -> tuple[Status, str]:
-    """etcd sometimes wraps a cancel reason as a gRPC error string: unwrap it."""
-    match = _WRAPPED.fullmatch(reason)
-    if match is None:
-        return Status.CANCELLED, reason
-    # "PermissionDenied" -> PERMISSION_DENIED
-    name = re.sub(r"(?<!^)(?=[A-Z])", "_", match.group(1)).upper()
-    status = Status.__members__.get(name, Status.UNKNOWN)
-    return status, match.group(2)
-
-
-def _cancel_error(response: WatchResponse) -> EtcdError:
-    if response.compact_revision:
-        return WatchCompactedError(response.compact_revision)
-    status, reason = _cancel_reason(response.cancel_reason or "etcdserver: watch canceled")
-    return rpc_error(status, reason, applied=False)
-
-
-class WatchMixin(Service):
-    """``client.watch()`` and ``client.watch_once()``."""
-
-    _channel: Channel
-    _tg: TaskGroup
-    _ns: Namespace
-    _timeout: float | None
-
-    def _stream_metadata(self) -> bytes:
-        raise NotImplementedError
-
-    def _has_credentials(self) -> bool:
-        raise NotImplementedError
-
-    async def _reauthenticate(self, stale: bytes) -> None:
-        raise NotImplementedError
-
-    @asynccontextmanager
-    async def watch(
-        self,
-        key: str | bytes,
-        *,
-        prefix: bool = False,
-        end: str | bytes | None = None,
-        start_revision: int | None = None,
-        prev_kv: bool = False,
-        progress_notify: bool = False,
-        filters: Iterable[Filter | str] = (),
-        fragment: bool = False,
-        max_buffered: int = 10_000,
-    ) -> AsyncIterator[Watch]:
-        """
-        Watch ``key`` (or a range, with ``prefix=True`` or ``end=``) for changes.
-
-        The block starts once the server confirmed the watch: every change
-        committed after that is delivered, in order, each once, even across
-        reconnects. Leaving the block cancels the watch on the server.
-
-        :param start_revision: deliver history from this revision on (``None``: from now)
-        :param prev_kv: give each event the key as it was before (``event.prev_kv``)
-        :param progress_notify: let the server send periodic progress notifications
-            (see :meth:`Watch.batches`)
-        :param filters: ``Filter.NO_PUT`` / ``Filter.NO_DELETE``, or their names (``"no_put"``,
-            ``"noput"``, ``"NOPUT"``, ...)
-        :param fragment: let etcd split huge responses (they are reassembled here)
-        :param max_buffered: events buffered for a slow consumer before the watch is
-            paused on the server (and resumed once half of them were read, losing nothing).
-            What already arrived is kept, so at most ``max_buffered`` events plus one
-            response are held (etcd sends at most 1,000 revisions in a response to a watch
-            catching up)
-        :raises WatchCompactedError: from the iterator, after every event before the
-            gap, if ``start_revision`` is compacted (etcd confirms such a watch, then
-            cancels it) or the watch falls behind compaction while resuming
-        :raises PermissionDeniedError: if the user may not watch the range
-        """
-        start, range_end = key_range(key, end, prefix=prefix)
-        if start_revision is not None:
-            check_int(start_revision, "start_revision", minimum=1)
-        check_int(max_buffered, "max_buffered", minimum=1)
-        watcher = Watcher(
-            self._watches(),
-            key=self._ns.key(start),
-            range_end=self._ns.range_end(range_end),
-            start_revision=start_revision or 0,
-            prev_kv=bool(prev_kv),
-            progress_notify=bool(progress_notify),
-            filters=[_filter(f) for f in filters],
-            fragment=bool(fragment),
-            max_buffered=max_buffered,
-        )
-        stream = watcher.stream
-        with anyio.fail_after(self._timeout) if self._timeout else contextlib.nullcontext():
-            await stream.add(watcher)
-        try:
-            yield Watch(watcher)
-        finally:
-            stream.remove(watcher)
-
-    async def watch_once(
-        self,
-        key: str | bytes,
-        *,
-        prefix: bool = False,
-        end: str | bytes | None = None,
-        start_revision: int | None = None,
-        prev_kv: bool = False,
-        filters: Iterable[Filter | str] = (),
-        progress_notify: bool = False,
-        fragment: bool = False,
-    ) -> Event:
-        """
-        The first event on ``key`` (or range); bound the wait with a cancel scope.
-
-        Takes the options of :meth:`watch`; progress notifications carry no event, so
-        ``progress_notify`` only keeps the server's side of the watch informed.
-        """
-        async with self.watch(
-            key,
-            prefix=prefix,
-            end=end,
-            start_revision=start_revision,
-            prev_kv=prev_kv,
-            filters=filters,
-            progress_notify=progress_notify,
-            fragment=fragment,
-        ) as events:
-            return await events.__anext__()
-
-    def _watches(self) -> WatchStream:
-        return self._core.watches()
-
-
-#: filter names, also as etcd's proto spells them (``NOPUT``) and etcetra's/etcd3gw's
-_FILTER_NAMES = {name.replace("_", ""): member for name, member in Filter.__members__.items()}
-
-
-def _filter(value: object) -> int:
-    if isinstance(value, Filter):
-        return int(value)
-    if isinstance(value, str):
-        member = _FILTER_NAMES.get(value.upper().replace("_", ""))
-        if member is not None:
-            return int(member)
-    raise ValueError(
-        "filters must hold Filter.NO_PUT/NO_DELETE or their names "
-        f"('no_put', 'noput', ...), got {value!r}"
-    )
+        elif isinstance(outcome, Suspend):
+            outcome.watch.wake()
+            self._suspend(outcome.watch)
+        elif isinstance(outcome, Reauthenticate):
+            raise StreamRestart(outcome.reason)  # reconnect with a fresh token

@@ -12,7 +12,6 @@ import dataclasses
 import ipaddress
 import logging
 import math
-import random
 import ssl
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Protocol, TypeVar
@@ -22,6 +21,7 @@ import anyio.abc
 import anyio.lowlevel
 
 from ._backend import primitives
+from ._backoff import backoff
 from ._call import Call, remaining
 from ._connection import Connection
 from ._errors import GrpcError, TransportError, UnreachableError
@@ -266,8 +266,9 @@ class Channel:
 
     def _backoff(self, state: _EndpointState) -> None:
         state.failures += 1
-        delay = min(self.options.backoff_max, self.options.backoff_base * 2 ** (state.failures - 1))
-        state.next_attempt = anyio.current_time() + delay * random.uniform(0.5, 1.0)
+        options = self.options
+        delay = backoff(state.failures, base=options.backoff_base, cap=options.backoff_max)
+        state.next_attempt = anyio.current_time() + delay
 
     def _usable(self) -> Connection | None:
         """The pinned connection, if new calls may start on it."""

@@ -11,8 +11,8 @@ When a failed call may be tried again: write-at-most-once, as etcd's Go client.
 from __future__ import annotations
 
 import dataclasses
-import random
 
+from ._backoff import backoff
 from ._errors import GrpcError, MessageTooLargeError, TransportError, UnreachableError
 from ._status import Status
 
@@ -28,8 +28,7 @@ class RetryPolicy:
         """Seconds to wait before the next attempt, or ``None`` to give up."""
         if attempt >= self.max_attempts or not self.retryable(error, repeatable=repeatable):
             return None
-        backoff = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
-        return float(backoff * random.uniform(0.5, 1.0))
+        return backoff(attempt, base=self.base_delay, cap=self.max_delay)
 
     @staticmethod
     def retryable(error: BaseException, *, repeatable: bool) -> bool:

@@ -789,7 +789,7 @@ async def test_old_auth_revision_reauthenticates_once(
     with anyio.fail_after(10):
         async with _as_root(jwt_server) as root, _as_limited(jwt_server.endpoint) as client:
             seen: list[str] = []
-            unary = client._channel.unary
+            unary = client._core.channel.unary
 
             async def spying(path: str, request: bytes, **kwargs: Any) -> bytes:
                 try:
@@ -798,7 +798,7 @@ async def test_old_auth_revision_reauthenticates_once(
                     seen.append(exc.message)
                     raise
 
-            monkeypatch.setattr(client._channel, "unary", spying)
+            monkeypatch.setattr(client._core.channel, "unary", spying)
             first = await client.put(f"{prefix}k", "1")
             revision = (await root.auth_status()).auth_revision
 
@@ -851,7 +851,7 @@ class FlakyPut:
     """Stands in for ``Channel.unary``: the first ``failures`` Puts fail with one gRPC error."""
 
     def __init__(self, client: Client, status: Status, message: str, failures: int) -> None:
-        self._unary = client._channel.unary
+        self._unary = client._core.channel.unary
         self._error = (status, message)
         self._failures = failures
         #: the metadata (token) of every Put attempt
@@ -879,7 +879,7 @@ async def test_each_reauthenticate_message_retries_once_with_a_fresh_token(
     with anyio.fail_after(5):
         async with _as_limited(server.endpoint) as client:
             flaky = FlakyPut(client, status, message, failures=1)
-            monkeypatch.setattr(client._channel, "unary", flaky)
+            monkeypatch.setattr(client._core.channel, "unary", flaky)
             result = await client.put(f"{prefix}k", "once")
             assert auth_counter.of(client) == 2
             assert len(flaky.attempts) == 2
@@ -910,7 +910,7 @@ async def test_reauthentication_is_tried_only_once(
     with anyio.fail_after(5):
         async with _as_limited(server.endpoint) as client:
             flaky = FlakyPut(client, status, message, failures=100)
-            monkeypatch.setattr(client._channel, "unary", flaky)
+            monkeypatch.setattr(client._core.channel, "unary", flaky)
             with pytest.raises(EtcdError) as caught:
                 await client.put(f"{prefix}k", "never")
             assert auth_counter.of(client) == 2, "one re-authentication, no loop"

@@ -31,7 +31,7 @@ INTERVAL = 0.2
 
 
 def pinned(client: etcdanyio.Client) -> str | None:
-    endpoint = client._channel.current_endpoint
+    endpoint = client._core.channel.current_endpoint
     return None if endpoint is None else str(endpoint)
 
 

@@ -71,7 +71,7 @@ async def test_bad_input_raises_before_io(client: etcdanyio.Client) -> None:
 
 async def test_64_tasks_200_puts_one_connection(client: etcdanyio.Client, prefix: bytes) -> None:
     await client.get("warm-up")
-    connection = client._channel.connection
+    connection = client._core.channel.connection
     assert connection is not None
 
     async def writer(task: int) -> None:
@@ -85,7 +85,7 @@ async def test_64_tasks_200_puts_one_connection(client: etcdanyio.Client, prefix
 
     result = await client.get_prefix(prefix, count_only=True)
     assert result.count == 64 * 200
-    assert client._channel.connection is connection  # every call shared one connection
+    assert client._core.channel.connection is connection  # every call shared one connection
     await client.delete_prefix(prefix)
 
 

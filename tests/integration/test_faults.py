@@ -160,7 +160,7 @@ def open_client(endpoints: str | Sequence[str], **options: Any) -> Any:
 
 
 def pinned(client: etcdanyio.Client) -> str | None:
-    endpoint = client._channel.current_endpoint
+    endpoint = client._core.channel.current_endpoint
     return None if endpoint is None else str(endpoint)
 
 
@@ -273,7 +273,7 @@ async def put_with_hasleader(client: etcdanyio.Client, key: bytes, value: bytes)
     """A put sent with ``hasleader: true`` (the client sends it only on streams)."""
     request = bytes(pb.PutRequest(key=key, value=value))
     try:
-        await client._channel.unary(
+        await client._core.channel.unary(
             "/etcdserverpb.KV/Put", request, metadata=HASLEADER, repeatable=False
         )
     except (GrpcError, TransportError) as exc:
@@ -339,7 +339,7 @@ async def test_s1_cut_while_idle(
             open_client(proxy.endpoint) as client,
         ):
             assert (await recorder.put(client, key, b"0:0")).outcome == "ok"
-            connection = client._channel.connection
+            connection = client._core.channel.connection
             assert connection is not None
             proxy.cut()
             # The client notices the FIN by itself, before any call.
@@ -350,7 +350,7 @@ async def test_s1_cut_while_idle(
             assert put.outcome == "ok", put.describe()
             assert proxy.accepted == 2
             # And cut just before a put: nothing was sent on the dead connection.
-            connection = client._channel.connection
+            connection = client._core.channel.connection
             assert connection is not None
             proxy.cut()
             await until(lambda: connection.error is not None, 1, "the client sees the FIN")

@@ -129,7 +129,7 @@ async def test_version_health_metrics(
             assert "etcd_server_has_leader 1" in text.splitlines()
             # Which HTTP the member was asked in: HTTP/2 exactly when TLS (ALPN h2).
             endpoint = Endpoint.parse(server.endpoint)
-            stream, h2 = await _http.connect(client._channel, endpoint, endpoint.tls)
+            stream, h2 = await _http.connect(client._core.channel, endpoint, endpoint.tls)
             await stream.aclose()
             assert h2 is (kind != "plain")
 

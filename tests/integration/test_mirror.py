@@ -458,7 +458,7 @@ async def test_failover_in_a_three_member_cluster(prefix: bytes) -> None:
                     last = await _oput(oracle, prefix + b"%d" % i, b"before")
                     truth[last] = await _truth(oracle, prefix, last)
                 await mirror.wait_for_revision(last)
-                pinned = client._channel.current_endpoint
+                pinned = client._core.channel.current_endpoint
                 index = [str(e) for e in map(str, cluster.endpoints)].index(str(pinned))
                 await anyio.to_thread.run_sync(cluster.stop, index)
                 oracle = Oracle(cluster.members[(index + 1) % 3].endpoint)
@@ -489,7 +489,7 @@ async def test_partition_longer_than_compaction_in_a_three_member_cluster(prefix
                 last = await _oput(oracle, prefix + b"%d" % i, b"before")
             await mirror.wait_for_revision(last)
             replica = Replica(mirror)
-            pinned = str(client._channel.current_endpoint)
+            pinned = str(client._core.channel.current_endpoint)
             for proxy in proxies:
                 proxy.refuse = True
                 proxy.cut()
@@ -502,7 +502,7 @@ async def test_partition_longer_than_compaction_in_a_three_member_cluster(prefix
                     proxy.heal()
             revision = await mirror.sync()
             assert revision >= last
-            assert str(client._channel.current_endpoint) != pinned
+            assert str(client._core.channel.current_endpoint) != pinned
             await _check(oracle, mirror, prefix)
             await replica.follow(revision)
             assert replica.state == _state(mirror)

@@ -119,7 +119,7 @@ async def _put_get(client: etcdanyio.Client) -> None:
 
 
 def _alpn(client: etcdanyio.Client) -> str | None:
-    connection = client._channel.connection
+    connection = client._core.channel.connection
     assert connection is not None
     return connection._wire.alpn_protocol()
 

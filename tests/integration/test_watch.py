@@ -545,7 +545,7 @@ async def test_fragmented_responses_are_reassembled(
                 seen: list[tuple[int, bool]] = []
                 on_events = w._watcher.on_events
 
-                def spy(events: list[etcdanyio.Event], fragment: bool) -> bool:
+                def spy(events: list[etcdanyio.Event], fragment: bool) -> bool | None:
                     seen.append((len(events), fragment))
                     return on_events(events, fragment)
 
@@ -683,7 +683,7 @@ async def test_restart_of_the_only_member_mid_watch(prefix: bytes) -> None:
 
 async def _pinned(client: etcdanyio.Client) -> str:
     await client.get("pin")  # make sure a connection is up
-    endpoint = client._channel.current_endpoint
+    endpoint = client._core.channel.current_endpoint
     assert endpoint is not None
     return str(endpoint)
 

@@ -43,7 +43,7 @@ async def client_and_dialer(
     namespace = getattr(request, "param", None)
     dialer = Dialer()
     async with etcdanyio.open_etcd("127.0.0.1:1", connect_timeout=0.5, namespace=namespace) as c:
-        channel = c._channel
+        channel = c._core.channel
         assert hasattr(channel, "_connect")  # the hook this test relies on still exists
         channel._connect = dialer
         yield c, dialer

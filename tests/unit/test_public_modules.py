@@ -19,13 +19,6 @@ import etcdanyio
 
 pytestmark = pytest.mark.unit
 
-#: public modules being turned into facades on other branches of issue #14: expected to fail
-#: here until those branches are merged (strict: an unexpected pass fails, so empty this set
-#: once they are in)
-XFAIL_UNTIL_MERGED = {
-    "etcdanyio.watch",
-}
-
 
 def _public_modules() -> list[str]:
     found = pkgutil.walk_packages(etcdanyio.__path__, f"{etcdanyio.__name__}.")
@@ -65,17 +58,7 @@ def test_the_public_modules_are_found() -> None:
     assert not [name for name in PUBLIC_MODULES if "._" in name]
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(
-            name, marks=pytest.mark.xfail(strict=True, reason="a facade on another branch")
-        )
-        if name in XFAIL_UNTIL_MERGED
-        else name
-        for name in PUBLIC_MODULES
-    ],
-)
+@pytest.mark.parametrize("name", PUBLIC_MODULES)
 def test_public_module_exports_exactly_all(name: str) -> None:
     module = importlib.import_module(name)
     exported = getattr(module, "__all__", None)

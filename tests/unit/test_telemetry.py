@@ -147,7 +147,7 @@ async def test_a_failed_call_is_an_error_span_in_the_callers_trace(
     clients: Clients,
 ) -> None:
     client, recorder, exporter, _ = clients
-    client._channel.retry.max_attempts = 1  # A's UNAVAILABLE is final
+    client._core.channel.retry.max_attempts = 1  # A's UNAVAILABLE is final
     provider = TracerProvider()
     caller = provider.get_tracer("caller").start_span("handler")
     with (
@@ -171,7 +171,7 @@ async def test_no_observer_means_no_record() -> None:
     with anyio.fail_after(TIMEOUT):
         async with etcdanyio.open_etcd("127.0.0.1:1", opentelemetry=False) as client:
             assert client._core.observers == ()
-            assert client._channel.stream_observer is None
+            assert client._core.channel.stream_observer is None
 
 
 async def test_observers_are_checked() -> None:
