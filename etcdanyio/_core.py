@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 
     from ._client import Client
     from ._grpc._call import Call
-    from ._service import M
+    from ._service import CallPath, M
 
 logger = logging.getLogger("etcdanyio.client")
 
@@ -332,3 +332,9 @@ class Core:
         ):
             await call.send_message(request, end=True)
             yield call
+
+
+if TYPE_CHECKING:
+
+    def _implements_call_path(core: Core) -> CallPath:
+        return core  # mypy checks here that Core is what the services are typed against
