@@ -168,7 +168,9 @@ class Generator:
     def method(self, owner: str, name: str, function: object) -> str:
         module, source, node = self.parse(function)
         args = node.args
-        segment = lambda expr: ast.get_source_segment(source, expr)  # noqa: E731
+
+        def segment(expr: ast.AST) -> str | None:
+            return ast.get_source_segment(source, expr)
 
         def annotation(arg: ast.arg) -> str:
             if arg.annotation is None:

@@ -39,9 +39,9 @@ PROGRESS = bytes(pb.WatchRequest(progress_request=pb.WatchProgressRequest()))
 async def record(client: etcdanyio.Client, requests: list[bytes], count: int) -> list[bytes]:
     """Send ``requests`` on a new Watch stream; the first ``count`` responses."""
     got: list[bytes] = []
-    metadata = client._stream_metadata()
+    metadata = client._core.stream_metadata()
     with anyio.fail_after(10):
-        async with client._channel.open_call(WATCH_PATH, metadata=metadata) as call:
+        async with client._core.channel.open_call(WATCH_PATH, metadata=metadata) as call:
             await call.send_messages(requests)
             while len(got) < count:
                 data = await call.recv_message()
