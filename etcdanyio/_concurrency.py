@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from . import txn
 from ._cleanup import Write, now_or_later
+from ._lease import Lease
 from ._requests import SortOrder, SortTarget
 from .errors import LeaseExpiredError, WatchCompactedError
 from .types import RangeResult
@@ -27,15 +28,12 @@ if TYPE_CHECKING:
 
     from ._cleanup import Hold
     from ._client import Client
-    from ._lease import Lease
 
 logger = logging.getLogger("etcdanyio.lock")
 
 
 def check_session(session: object) -> None:
     """``session=`` is ``None`` or a :class:`~etcdanyio.Lease`."""
-    from ._lease import Lease
-
     if session is not None and not isinstance(session, Lease):
         raise TypeError(
             f"session must be a Lease from client.session(), got {session!r} "

@@ -30,6 +30,7 @@ from ._keys import Namespace
 from ._lazy import etcdserverpb as pb  # imported on first use
 from ._telemetry import Rpc, RpcObserver
 from ._watch_stream import WatchStream
+from .errors import AuthNotEnabledError
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Sequence
@@ -240,7 +241,7 @@ class Core:
             )
         except GrpcError as exc:
             error = translate(exc, write=False)
-            if type(error).__name__ == "AuthNotEnabledError":
+            if isinstance(error, AuthNotEnabledError):
                 # Auth was turned off: calls need no token any more (as Go's client does).
                 self.token_metadata = b""
                 return

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Literal
 import anyio
 
 from .. import LeaseExpiredError, LockLostError, txn
-from .._concurrency import create_unique, delete_own, hold_lease, last_before, wait_deleted
+from .._concurrency import create_unique, delete_own, hold_lease, wait_for_predecessors
 from .._keys import to_key
 from .._requests import check_int, check_optional_seconds
 
@@ -130,11 +130,7 @@ class RWLockHold(anyio.AsyncContextManagerMixin):
                 client, prefix + self.mode.encode(), b"", lease
             )
             try:
-                while True:
-                    blocker, seen_at = await last_before(client, blockers, self.revision)
-                    if blocker is None:
-                        break
-                    await wait_deleted(client, blocker, seen_at)
+                await wait_for_predecessors(client, blockers, self.revision)
                 # If the lease expired while we waited, our key is gone with it.
                 mine = await client.get(self.key)
                 if mine is None or mine.create_revision != self.revision:
